@@ -1,0 +1,3 @@
+from glueslim.cli import main
+
+main()

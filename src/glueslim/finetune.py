@@ -1,0 +1,37 @@
+"""Stage 2: fine-tune a pretrained encoder (the teacher) on one GLUE task."""
+
+from __future__ import annotations
+
+import argparse
+
+from glueslim.data import load_split
+from glueslim.modeling import load_classifier, load_tokenizer
+from glueslim.tasks import get_task
+from glueslim.train import add_training_arguments, encode, hyperparameters, save_model, seed_everything, train
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--task", required=True)
+    p.add_argument("--data", required=True, help="results/data/<task> written by prepare-data")
+    p.add_argument("--model", required=True, help="hub id or local folder of the pretrained encoder")
+    p.add_argument("--revision", default=None, help="hub revision (branch, tag or commit)")
+    p.add_argument("--trust-remote-code", action="store_true", help="run the model repo's own code (off by default)")
+    p.add_argument("--name", default="teacher", help="the model's name in the leaderboard")
+    p.add_argument("--out", required=True)
+    add_training_arguments(p)
+
+
+def run(args: argparse.Namespace) -> None:
+    task = get_task(args.task)
+    seed_everything(args.seed)
+    tokenizer = load_tokenizer(args.model, args.revision, args.trust_remote_code)
+    model = load_classifier(args.model, task, args.revision, args.trust_remote_code)
+    train_feats = encode(tokenizer, load_split(args.data, "train"), args.max_seq_length)
+    dev_feats = encode(tokenizer, load_split(args.data, task.eval_splits[0][0]), args.max_seq_length)
+    history = train(model, tokenizer, task, train_feats, dev_feats, args)
+    meta = {
+        "model": args.name, "task": task.name, "method": "fine-tuned teacher", "base_model": args.model,
+        "revision": args.revision, "teacher": None, "num_layers": model.config.num_hidden_layers,
+        "layer_map": None, "hyperparameters": hyperparameters(args),
+    }
+    save_model(model, tokenizer, args.out, meta, history, args.checkpoint_dir)

@@ -1,0 +1,276 @@
+"""`glueslim profile`: how big and how fast one saved sequence-classification model is.
+
+What each figure in results/profile/<name>.json means:
+
+parameters
+    `total`: every parameter of the model (tied weights counted once).
+    `embeddings`: the input-embedding block (word, position and token-type tables and its
+    LayerNorm; for BERT `model.base_model.embeddings`). `without_embeddings` = the rest:
+    encoder, pooler, classifier. Embedding tables cost memory but almost no compute, so
+    `without_embeddings` is the figure that tracks MACs.
+macs
+    Multiply-accumulates of one forward pass of `batch_size` full-length sequences of
+    `seq_length` random tokens (no padding, attention mask of ones), counted by torch's own
+    `torch.utils.flop_counter.FlopCounterMode`: MACs = FLOPs / 2. Only matrix products are
+    counted (no biases, softmax, GELU, LayerNorm, embedding look-ups).
+    `linear`: the nn.Linear layers (aten mm/addmm), `attention`: the two products QK^T and
+    softmax(.)V (aten bmm, or one fused scaled-dot-product-attention op), `other`: any other op
+    FlopCounterMode counts (e.g. convolutions); `by_op` lists the aten ops. The pooler and
+    classifier of BERT see only the [CLS] token, so they add hidden^2 + hidden*labels MACs.
+    torch's registry has no formula for the fused CPU kernel
+    `aten._scaled_dot_product_flash_attention_for_cpu` that transformers' "sdpa" attention
+    runs on CPU: without help it counts attention as 0. It is added here with the same
+    formula torch uses for the CUDA fused kernels, so counts do not depend on the device.
+size_on_disk_bytes
+    Bytes of the weight files in the model folder (*.safetensors, plus *.bin / *.pt if
+    present; trainer state such as training_args.bin or optimizer.pt is not weights).
+latency
+    One entry per batch size: wall time of one forward pass under torch.inference_mode after
+    `warmup` untimed passes, over `runs` timed passes (at least MIN_RUNS): median, quartiles
+    (statistics.quantiles, inclusive method), IQR, min, max in milliseconds, and
+    `throughput_per_s` = batch_size / median (examples per second). CPU: time.perf_counter;
+    CUDA: CUDA events around each pass, then synchronize.
+peak_memory_mb (MiB) and peak_memory_kind
+    "cuda_max_allocated": torch.cuda.max_memory_allocated over the timed runs (tensors only,
+    not the CUDA context). "process_peak_rss": on CPU, the peak resident set size of the whole
+    process so far (resource.getrusage; includes Python, torch and loading the model).
+device
+    Where the figures were taken: CPU model and speed-relevant instruction-set flags, threads,
+    GPU, library versions. Latencies are only comparable between identical `device` records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from glueslim.cli import UserError
+from glueslim.io import atomic_write_json
+
+MIN_RUNS = 20
+MIN_WARMUP = 1
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16", "fma")
+WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt")
+NOT_WEIGHTS = {"training_args.bin", "optimizer.pt", "scheduler.pt", "scaler.pt"}
+
+_aten = torch.ops.aten
+LINEAR_OPS = {_aten.mm, _aten.addmm}
+ATTENTION_OPS = {
+    _aten.bmm,
+    _aten.baddbmm,
+    _aten._scaled_dot_product_flash_attention,
+    _aten._scaled_dot_product_efficient_attention,
+    _aten._scaled_dot_product_cudnn_attention,
+    _aten._scaled_dot_product_flash_attention_for_cpu,
+}
+
+
+def _sdpa_flops(query, key, value, *args, out_shape=None, **kwargs) -> int:
+    """FLOPs of QK^T and softmax(.)V for shapes [batch, heads, seq, head_dim] (as torch's sdpa_flop)."""
+    b, h, s_q, d = query
+    s_k, d_v = key[-2], value[-1]
+    return 2 * b * h * s_q * s_k * d + 2 * b * h * s_q * s_k * d_v
+
+
+def _dummy_inputs(model, batch_size: int, seq_length: int, device) -> dict:
+    """Full-length random token ids and an all-ones attention mask."""
+    if batch_size < 1 or seq_length < 1:
+        raise UserError(f"batch size and sequence length must be at least 1 (got {batch_size}, {seq_length})")
+    max_len = getattr(model.config, "max_position_embeddings", None)
+    if max_len is not None and seq_length > max_len:
+        raise UserError(f"--seq-length {seq_length} exceeds the model's max_position_embeddings ({max_len})")
+    ids = torch.randint(0, model.config.vocab_size, (batch_size, seq_length), device=device)
+    # transformers turns the mask into a dense one with .item()-style checks, impossible on
+    # "meta"; an all-ones mask is dropped by the sdpa path anyway, so omit it there
+    mask = None if ids.device.type == "meta" else torch.ones_like(ids)
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+def count_parameters(model) -> dict:
+    total = sum(p.numel() for p in model.parameters())
+    embeddings = sum(p.numel() for p in model.base_model.embeddings.parameters())
+    return {"total": total, "embeddings": embeddings, "without_embeddings": total - embeddings}
+
+
+def count_macs(model, seq_length: int, batch_size: int = 1) -> dict:
+    """MACs of one forward pass, counted by FlopCounterMode on the model's own device ("meta" works)."""
+    inputs = _dummy_inputs(model, batch_size, seq_length, next(model.parameters()).device)
+    counter = FlopCounterMode(
+        display=False, custom_mapping={_aten._scaled_dot_product_flash_attention_for_cpu: _sdpa_flops}
+    )
+    with torch.inference_mode(), counter:
+        model(**inputs)
+    flops = counter.get_flop_counts()["Global"]  # {aten op: FLOPs} over the whole forward pass
+    total = sum(flops.values()) // 2
+    linear = sum(v for op, v in flops.items() if op in LINEAR_OPS) // 2
+    attention = sum(v for op, v in flops.items() if op in ATTENTION_OPS) // 2
+    by_op = {str(op): v // 2 for op, v in sorted(flops.items(), key=lambda kv: str(kv[0]))}
+    return {
+        "total": total,
+        "linear": linear,
+        "attention": attention,
+        "other": total - linear - attention,
+        "seq_length": seq_length,
+        "batch_size": batch_size,
+        "by_op": by_op,
+    }
+
+
+def measure_latency(model, seq_length: int, batch_size: int, warmup: int, runs: int, device) -> dict:
+    """Forward-pass latency of `model` (moved to `device`) on random full-length batches."""
+    if runs < MIN_RUNS:
+        raise UserError(f"--runs {runs} is too few: at least {MIN_RUNS} timed runs are needed")
+    if warmup < MIN_WARMUP:
+        raise UserError(f"--warmup {warmup} is too few: at least {MIN_WARMUP} warm-up run is needed")
+    device = torch.device(device)
+    model.to(device).eval()
+    inputs = _dummy_inputs(model, batch_size, seq_length, device)
+    cuda = device.type == "cuda"
+    times_ms = []
+    with torch.inference_mode():
+        for _ in range(warmup):
+            model(**inputs)
+        if cuda:
+            torch.cuda.synchronize(device)
+        for _ in range(runs):
+            if cuda:
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+                model(**inputs)
+                end.record()
+                torch.cuda.synchronize(device)
+                times_ms.append(start.elapsed_time(end))
+            else:
+                t0 = time.perf_counter()
+                model(**inputs)
+                times_ms.append((time.perf_counter() - t0) * 1000.0)
+    q1, median, q3 = statistics.quantiles(times_ms, n=4, method="inclusive")
+    return {
+        "batch_size": batch_size,
+        "seq_length": seq_length,
+        "warmup": warmup,
+        "runs": len(times_ms),
+        "median_ms": median,
+        "q1_ms": q1,
+        "q3_ms": q3,
+        "iqr_ms": q3 - q1,
+        "min_ms": min(times_ms),
+        "max_ms": max(times_ms),
+        "throughput_per_s": batch_size / (median / 1000.0),
+    }
+
+
+def device_info(device, threads: int | None = None) -> dict:
+    import transformers
+
+    device = torch.device(device)
+    cpuinfo = {}  # first processor's entries of /proc/cpuinfo (Linux)
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                cpuinfo.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    cpu_model = cpuinfo.get("model name") or platform.processor() or platform.machine()
+    flags = set(cpuinfo.get("flags", "").split())
+    gpu_name = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    return {
+        "type": device.type,
+        "name": gpu_name or cpu_model,
+        "cpu_model": cpu_model,
+        "cpu_flags": [f for f in SPEED_FLAGS if f in flags],
+        "threads": torch.get_num_threads(),
+        "threads_requested": threads,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+        "cuda": torch.version.cuda,
+        "gpu_name": gpu_name,
+    }
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model-dir", required=True, help="saved model folder (config.json + model.safetensors)")
+    p.add_argument("--name", required=True, help="model name recorded in the output")
+    p.add_argument("--out", required=True, help="output JSON, e.g. results/profile/NAME.json")
+    p.add_argument("--seq-length", type=int, default=128)
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 32])
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--runs", type=int, default=20, help=f"timed runs per batch size (at least {MIN_RUNS})")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+
+
+def run(args: argparse.Namespace) -> None:
+    from transformers import AutoModelForSequenceClassification
+
+    # check cheap arguments before loading anything
+    if args.runs < MIN_RUNS:
+        raise UserError(f"--runs {args.runs} is too few: at least {MIN_RUNS} timed runs are needed")
+    if args.warmup < MIN_WARMUP:
+        raise UserError(f"--warmup {args.warmup} is too few: at least {MIN_WARMUP} warm-up run is needed")
+    if args.threads is not None and args.threads < 1:
+        raise UserError(f"--threads {args.threads} must be at least 1")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device is available")
+    if args.device == "auto":
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        device = torch.device(args.device)
+    model_dir = Path(args.model_dir)
+    if not (model_dir / "config.json").is_file():
+        raise UserError(f"--model-dir {model_dir}: no config.json there")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(model_dir, use_safetensors=True)
+    except (OSError, ValueError) as e:
+        raise UserError(f"--model-dir {model_dir}: cannot load the model ({e})") from None
+    model.eval()
+
+    parameters = count_parameters(model)
+    macs = count_macs(model, args.seq_length, batch_size=1)  # on CPU, before any move to the GPU
+    size = sum(
+        p.stat().st_size
+        for pattern in WEIGHT_PATTERNS
+        for p in model_dir.glob(pattern)
+        if p.is_file() and p.name not in NOT_WEIGHTS
+    )
+
+    if device.type == "cuda":
+        model.to(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    latency = [
+        measure_latency(model, args.seq_length, b, args.warmup, args.runs, device) for b in args.batch_sizes
+    ]
+    if device.type == "cuda":
+        peak_mb, peak_kind = torch.cuda.max_memory_allocated(device) / 2**20, "cuda_max_allocated"
+    else:
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+        peak_mb = rss / 2**20 if sys.platform == "darwin" else rss / 2**10
+        peak_kind = "process_peak_rss"
+
+    atomic_write_json(
+        args.out,
+        {
+            "model": args.name,
+            "model_dir": str(args.model_dir),
+            "parameters": parameters,
+            "macs": macs,
+            "size_on_disk_bytes": size,
+            "latency": latency,
+            "peak_memory_mb": round(peak_mb, 3),
+            "peak_memory_kind": peak_kind,
+            "device": device_info(device, args.threads),
+        },
+    )

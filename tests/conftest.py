@@ -1,0 +1,38 @@
+"""Shared fixtures: a tiny random BERT (no download) and paths to ../shared."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("GLUESLIM_SHARED", ROOT.parent / "shared"))
+SHARED_GLUE = SHARED / "data" / "glue"
+SHARED_HF = SHARED / "hf-cache" / "hub"
+SHARED_VOCAB = SHARED / "models" / "paraphrase-MiniLM-L3-v2" / "vocab.txt"
+
+needs_shared = pytest.mark.skipif(not SHARED_GLUE.is_dir(), reason="../shared (offline GLUE copy) not found")
+
+
+def make_tiny_bert(path: Path, layers: int = 4, hidden: int = 32, vocab: Path | None = None) -> Path:
+    """Save a randomly initialised tiny BERT with a real WordPiece tokenizer to `path`."""
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
+
+    path.mkdir(parents=True, exist_ok=True)
+    if vocab is None or not Path(vocab).exists():
+        words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [chr(c) for c in range(97, 123)]
+        vocab = path / "vocab.txt"
+        vocab.write_text("\n".join(words) + "\n")
+    tok = BertTokenizer(str(vocab), do_lower_case=True)  # first argument: the vocab file (v4 and v5)
+    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=hidden, num_hidden_layers=layers,
+                     num_attention_heads=4, intermediate_size=2 * hidden, max_position_embeddings=512)
+    BertForSequenceClassification(cfg).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), vocab=SHARED_VOCAB)

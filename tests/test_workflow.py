@@ -1,0 +1,153 @@
+"""End to end: the Snakemake DAG on a tiny random BERT and tiny real-data fixtures, and once with the
+real teacher from ../shared. Every leaderboard score is recomputed here from the saved predictions."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from scipy.stats import pearsonr, spearmanr
+from sklearn.metrics import accuracy_score, f1_score
+
+from conftest import ROOT, SHARED_GLUE, SHARED_HF, make_tiny_bert, SHARED_VOCAB, needs_shared
+
+pytestmark = [pytest.mark.e2e, needs_shared]
+
+
+def snakemake(workdir: Path, config: dict, *extra: str) -> subprocess.CompletedProcess:
+    cfg = workdir / "config.yaml"
+    cfg.write_text(yaml.safe_dump(config))
+    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])}
+    env.pop("GLUE_DIR", None)
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
+         "--configfile", str(cfg), "--cores", "2", *extra],
+        capture_output=True, text=True, env=env, timeout=1500,
+    )
+
+
+def copy_head(src: Path, dst: Path, n: int, header: bool = True) -> None:
+    """The first n data rows of an original GLUE file, bytes untouched."""
+    lines = src.read_bytes().splitlines(keepends=True)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.write_bytes(b"".join(lines[: n + int(header)]))
+
+
+def tiny_glue(root: Path) -> Path:
+    glue = root / "glue"
+    for d, n_train, n_dev in [("SST-2", 96, 48), ("STS-B", 96, 48)]:
+        copy_head(SHARED_GLUE / d / "train.tsv", glue / d / "train.tsv", n_train)
+        copy_head(SHARED_GLUE / d / "dev.tsv", glue / d / "dev.tsv", n_dev)
+    return glue
+
+
+def base_config(glue: Path, model: str, tasks: list[str]) -> dict:
+    cfg = yaml.safe_load((ROOT / ".test" / "config.yaml").read_text())
+    cfg["data"]["glue_dir"] = str(glue)
+    cfg["teacher"]["model"] = model
+    cfg["tasks"] = tasks
+    return cfg
+
+
+def read_tsv(path: Path) -> tuple[list[str], list[str]]:
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    return [r["label"] for r in rows], [r["prediction"] for r in rows]
+
+
+def recompute(task: str, pred_dir: Path) -> float:
+    """A task's score straight from its prediction file, with scikit-learn/scipy."""
+    y, p = read_tsv(pred_dir / f"{task}.tsv")
+    if task == "stsb":
+        y, p = [float(v) for v in y], [float(v) for v in p]
+        return (pearsonr(y, p)[0] + spearmanr(y, p)[0]) / 2
+    y, p = [int(v) for v in y], [int(v) for v in p]
+    if task == "mrpc":
+        return (f1_score(y, p) + accuracy_score(y, p)) / 2
+    return accuracy_score(y, p)
+
+
+def check_leaderboard(workdir: Path, tasks: list[str], models: list[str]) -> dict:
+    doc = json.loads((workdir / "reports" / "leaderboard.json").read_text())
+    assert sorted(r["model"] for r in doc["rows"]) == sorted(models)
+    for row in doc["rows"]:
+        pred_dir = workdir / "results" / "predictions" / row["model"]
+        scores = {t: recompute(t, pred_dir) for t in tasks}
+        for t in tasks:
+            assert row["task_scores"][t] == pytest.approx(scores[t], abs=1e-9), (row["model"], t)
+        assert row["glue_score"] == pytest.approx(sum(scores.values()) / len(scores), abs=1e-9)
+        assert row["parameters"] > 0 and row["macs"] > 0 and row["latency_ms"]["batch_1"]["median"] > 0
+    html = (workdir / "reports" / "leaderboard.html").read_text()
+    assert "dev" in html and all(m in html for m in models)
+    return doc
+
+
+def test_tiny_workflow_runs_end_to_end(tmp_path):
+    glue = tiny_glue(tmp_path)
+    model = make_tiny_bert(tmp_path / "tiny-bert", layers=4, vocab=SHARED_VOCAB)
+    tasks = ["sst2", "stsb"]
+    res = snakemake(tmp_path, base_config(glue, str(model), tasks))
+    assert res.returncode == 0, res.stderr[-4000:]
+    doc = check_leaderboard(tmp_path, tasks, ["teacher", "distil"])
+    # the student has half the teacher's layers, initialised from layers 0 and 2
+    meta = json.loads((tmp_path / "results/models/distil/sst2/glueslim.json").read_text())
+    assert meta["layer_map"] == [0, 2] and meta["method"] == "DistilBERT-style KD"
+    student = next(r for r in doc["rows"] if r["model"] == "distil")
+    teacher = next(r for r in doc["rows"] if r["model"] == "teacher")
+    assert student["parameters"] < teacher["parameters"]
+    # per-epoch logs with train and validation loss
+    log = [json.loads(line) for line in (tmp_path / "results/models/teacher/stsb/train_log.jsonl").open()]
+    assert [r["epoch"] for r in log] == [1, 2] and all("val_loss" in r and "train_loss" in r for r in log)
+    # every rule left a benchmark file and a log
+    assert list((tmp_path / "results/benchmarks/finetune_teacher").glob("*.tsv"))
+    assert (tmp_path / "logs/distill_student/distil/sst2.log").exists()
+    # a re-run has nothing to do
+    res = snakemake(tmp_path, base_config(glue, str(model), tasks), "-n")
+    assert "Nothing to be done" in res.stdout + res.stderr
+
+
+def test_missing_split_fails_before_any_job(tmp_path):
+    glue = tiny_glue(tmp_path)
+    (glue / "RTE").mkdir()
+    copy_head(SHARED_GLUE / "RTE" / "dev.tsv", glue / "RTE" / "dev.tsv", 10)
+    res = snakemake(tmp_path, base_config(glue, "unused", ["sst2", "rte"]), "-n")
+    out = res.stdout + res.stderr
+    assert res.returncode != 0
+    assert "task rte: missing" in out and "RTE/train.tsv" in out
+    assert not (tmp_path / "results").exists()
+
+
+def test_config_typo_is_rejected_with_the_key_named(tmp_path):
+    cfg = base_config(tiny_glue(tmp_path), "unused", ["sst2"])
+    cfg["finetune"]["learning_rte"] = 1e-4
+    res = snakemake(tmp_path, cfg, "-n")
+    assert res.returncode != 0 and "'learning_rte' was unexpected" in res.stdout + res.stderr
+
+
+@pytest.mark.real_teacher
+@pytest.mark.skipif(not (SHARED_HF / "models--sentence-transformers--all-MiniLM-L6-v2").is_dir(),
+                    reason="all-MiniLM-L6-v2 not in ../shared/hf-cache")
+def test_real_teacher_on_a_few_hundred_sst2_examples(tmp_path):
+    cfg = base_config(SHARED_GLUE, "sentence-transformers/all-MiniLM-L6-v2", ["sst2"])
+    cfg["data"] = {"glue_dir": str(SHARED_GLUE), "max_train_examples": 800, "check_row_counts": True}
+    cfg["hf"] = {"cache": str(SHARED_HF), "offline": True}
+    cfg["threads"] = 2
+    cfg["finetune"].update(learning_rate=1e-4, epochs=2, batch_size=16, max_seq_length=128)
+    cfg["students"]["distil"] = {"num_layers": 3, "train": {"learning_rate": 1e-4}}
+    res = snakemake(tmp_path, cfg)
+    assert res.returncode == 0, res.stderr[-4000:]
+    doc = check_leaderboard(tmp_path, ["sst2"], ["teacher", "distil"])
+    teacher = next(r for r in doc["rows"] if r["model"] == "teacher")
+    # 100 optimizer steps on 800 examples lift the real encoder well above the 50.9% majority class of SST-2 dev
+    assert teacher["task_scores"]["sst2"] > 0.7
+    manifest = json.loads((tmp_path / "results/data/sst2/manifest.json").read_text())
+    dev = next(f for f in manifest["source_files"] if f["split"] == "validation")
+    # the sha256 that ../shared/data/PROVENANCE.md lists for SST-2/dev.tsv
+    assert dev["sha256"] == "54a9c12c77e402fc14d6a66a506f24d999f596b0176eb777c972cccc2f9cc4b0"
+    assert dev["rows"] == 872

@@ -1,0 +1,23 @@
+rule prepare_data:
+    output:
+        directory("results/data/{task}"),
+    params:
+        args=lambda w: flags(
+            glue_dir=GLUE_DIR,
+            hub_revision=config["data"]["hub_revision"],
+            max_train=train_cap(w.task),
+            seed=config["seed"],
+            no_check_row_counts=not config["data"]["check_row_counts"],
+        ),
+    conda:
+        CONDA_ENV
+    log:
+        "logs/prepare_data/{task}.log",
+    benchmark:
+        "results/benchmarks/prepare_data/{task}.tsv"
+    threads: 1
+    resources:
+        mem_mb=RES["light"]["mem_mb"],
+        runtime=RES["light"]["runtime"],
+    shell:
+        "python -m glueslim prepare-data --task {wildcards.task} --out {output} {params.args} > {log} 2>&1"

@@ -1,0 +1,49 @@
+rule predict:
+    input:
+        data=lambda w: f"results/data/{STEM_TASK[w.stem]}",
+        model=lambda w: model_dir(w.model, STEM_TASK[w.stem]),
+    output:
+        "results/predictions/{model}/{stem}.tsv",
+    params:
+        task=lambda w: STEM_TASK[w.stem],
+        args=lambda w: flags(
+            device=config["device"],
+            max_seq_length=recipe(STEM_TASK[w.stem])["max_seq_length"],
+            eval_batch_size=recipe(STEM_TASK[w.stem])["eval_batch_size"],
+        ),
+    conda:
+        CONDA_ENV
+    log:
+        "logs/predict/{model}/{stem}.log",
+    benchmark:
+        "results/benchmarks/predict/{model}_{stem}.tsv"
+    threads: THREADS
+    resources:
+        gpu=GPU,
+        mem_mb=RES["infer"]["mem_mb"],
+        runtime=RES["infer"]["runtime"],
+    shell:
+        "python -m glueslim predict --task {params.task} --stem {wildcards.stem} --data {input.data}"
+        " --model-dir {input.model} --out {output} --threads {threads} {params.args} > {log} 2>&1"
+
+
+rule score:
+    input:
+        lambda w: expand("results/predictions/{model}/{stem}.tsv", model=w.model, stem=STEM_TASK),
+    output:
+        "results/scores/{model}.json",
+    params:
+        tasks=" ".join(TASKS),
+    conda:
+        CONDA_ENV
+    log:
+        "logs/score/{model}.log",
+    benchmark:
+        "results/benchmarks/score/{model}.tsv"
+    threads: 1
+    resources:
+        mem_mb=RES["light"]["mem_mb"],
+        runtime=RES["light"]["runtime"],
+    shell:
+        "python -m glueslim score --model {wildcards.model} --predictions results/predictions/{wildcards.model}"
+        " --tasks {params.tasks} --out {output} > {log} 2>&1"

@@ -1,0 +1,31 @@
+rule leaderboard:
+    input:
+        scores=expand("results/scores/{model}.json", model=MODELS),
+        profiles=expand("results/profile/{model}.json", model=MODELS),
+        models=expand("results/models/{model}/{task}", model=MODELS, task=TASKS),
+        data=expand("results/data/{task}", task=DATA_TASKS),
+    output:
+        json="reports/leaderboard.json",
+        html=report(
+            "reports/leaderboard.html",
+            caption="../report/leaderboard.rst",
+            category="Leaderboard",
+        ),
+    params:
+        models=" ".join(MODELS),
+        tasks=" ".join(TASKS),
+        config=lambda w: shlex.quote(json.dumps(config, sort_keys=True)),
+    conda:
+        CONDA_ENV
+    log:
+        "logs/leaderboard.log",
+    benchmark:
+        "results/benchmarks/leaderboard/leaderboard.tsv"
+    threads: 1
+    resources:
+        mem_mb=RES["light"]["mem_mb"],
+        runtime=RES["light"]["runtime"],
+    shell:
+        "python -m glueslim leaderboard --results results --models {params.models} --teacher teacher"
+        " --tasks {params.tasks} --config-json {params.config} --out-json {output.json}"
+        " --out-html {output.html} > {log} 2>&1"
