@@ -19,7 +19,7 @@ from glueslim.cli import UserError
 from glueslim.data import load_split
 from glueslim.io import atomic_write_json, atomic_write_text
 from glueslim.metrics import split_metrics, task_metrics
-from glueslim.modeling import load_classifier, load_tokenizer, pick_device
+from glueslim.modeling import load_for_inference, load_tokenizer, pick_device
 from glueslim.tasks import get_task, glue_score, task_mean
 from glueslim.train import encode, logits_to_predictions, predict_logits
 
@@ -52,7 +52,7 @@ def run_predict(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
     tokenizer = load_tokenizer(args.model_dir)
-    model = load_classifier(args.model_dir).to(device)
+    model = load_for_inference(args.model_dir, device)
     rows = load_split(args.data, split)
     feats = encode(tokenizer, rows, args.max_seq_length)
     logits = predict_logits(model, feats, DataCollatorWithPadding(tokenizer), args.eval_batch_size, device)

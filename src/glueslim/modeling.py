@@ -43,6 +43,15 @@ def load_classifier(
     return AutoModelForSequenceClassification.from_pretrained(ref, **kwargs)
 
 
+def load_for_inference(model_dir: str, device: torch.device | str = "cpu") -> PreTrainedModel:
+    """A model folder written by this workflow, ready for predict and profile (eval mode, on `device`).
+
+    The one place that knows the formats a stage may write (plain safetensors today); predict and
+    profile both load through it, so a new format is added here once.
+    """
+    return load_classifier(model_dir).to(device).eval()
+
+
 def layer_list(model: nn.Module) -> tuple[str, nn.ModuleList]:
     """The model's stack of transformer layers (BERT: bert.encoder.layer) and its qualified name."""
     n = model.config.num_hidden_layers

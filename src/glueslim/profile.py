@@ -54,6 +54,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from glueslim.cli import UserError
 from glueslim.io import atomic_write_json
+from glueslim.modeling import load_for_inference, pick_device
 
 MIN_RUNS = 20
 MIN_WARMUP = 1
@@ -211,8 +212,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from transformers import AutoModelForSequenceClassification
-
     # check cheap arguments before loading anything
     if args.runs < MIN_RUNS:
         raise UserError(f"--runs {args.runs} is too few: at least {MIN_RUNS} timed runs are needed")
@@ -222,10 +221,7 @@ def run(args: argparse.Namespace) -> None:
         raise UserError(f"--threads {args.threads} must be at least 1")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: no CUDA device is available")
-    if args.device == "auto":
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    else:
-        device = torch.device(args.device)
+    device = pick_device(args.device)
     model_dir = Path(args.model_dir)
     if not (model_dir / "config.json").is_file():
         raise UserError(f"--model-dir {model_dir}: no config.json there")
@@ -233,10 +229,9 @@ def run(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
 
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(model_dir, use_safetensors=True)
+        model = load_for_inference(str(model_dir))
     except (OSError, ValueError) as e:
         raise UserError(f"--model-dir {model_dir}: cannot load the model ({e})") from None
-    model.eval()
 
     parameters = count_parameters(model)
     macs = count_macs(model, args.seq_length, batch_size=1)  # on CPU, before any move to the GPU
