@@ -1,6 +1,7 @@
 # glueslim: fine-tune a BERT-family teacher on GLUE, compress it, evaluate and profile every model,
 # and render one HTML leaderboard.   snakemake --cores 8 --resources gpu=1
 import os
+import sys
 
 from snakemake.utils import min_version, validate
 
@@ -10,13 +11,28 @@ min_version("9.0")
 configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+sys.path.insert(0, os.path.join(workflow.basedir, "src"))
+from glueslim.config import ConfigError, check_config, check_schema  # noqa: E402
+
+# every problem on one line (key path, value, what was expected), before any job starts
+try:
+    check_schema(config, os.path.join(workflow.basedir, "workflow/schemas/config.schema.yaml"))
+    validate(config, "workflow/schemas/config.schema.yaml")  # fills in the defaults
+    check_config(config)  # model references, layer maps, profile.task, trust_remote_code
+except ConfigError as e:
+    sys.exit(f"glueslim: {e}")
+
+# named lists in YAML (a preset's list replaces the default's), dicts by name from here on
+for key in ("students", "baselines"):
+    config[key] = {entry.pop("name"): entry for entry in config[key]}
 
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/finetune.smk"
 include: "workflow/rules/distill.smk"
+include: "workflow/rules/tinybert.smk"
+include: "workflow/rules/compress.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/profile.smk"
 include: "workflow/rules/report.smk"

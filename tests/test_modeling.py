@@ -45,3 +45,25 @@ def test_regression_head_has_one_output(tiny_bert):
     assert model.config.num_labels == 1 and model.config.problem_type == "regression"
     model = load_classifier(str(tiny_bert), get_task("rte"))
     assert model.config.id2label == {0: "entailment", 1: "not_entailment"}
+
+
+def test_albert_student_factorises_embeddings_and_shares_one_teacher_layer(tiny_bert):
+    from glueslim.modeling import make_albert_student
+
+    teacher = load_classifier(str(tiny_bert), get_task("rte"))
+    t = teacher.state_dict()
+    full = make_albert_student(teacher, embedding_size=32, num_layers=3, init_layer=2)  # E = H: exact
+    s = full.state_dict()
+    w = s["albert.embeddings.word_embeddings.weight"] @ s["albert.encoder.embedding_hidden_mapping_in.weight"].T
+    assert torch.allclose(w, t["bert.embeddings.word_embeddings.weight"], atol=1e-4)
+    shared = "albert.encoder.albert_layer_groups.0.albert_layers.0."
+    assert torch.equal(s[shared + "attention.query.weight"], t["bert.encoder.layer.2.attention.self.query.weight"])
+    assert torch.equal(s[shared + "ffn_output.weight"], t["bert.encoder.layer.2.output.dense.weight"])
+    assert torch.equal(s["classifier.weight"], t["classifier.weight"])
+    small = make_albert_student(teacher, embedding_size=8)
+    assert small.config.num_hidden_layers == teacher.config.num_hidden_layers
+    n_small = sum(p.numel() for p in small.parameters())
+    assert n_small < sum(p.numel() for p in teacher.parameters()) / 2  # one layer instead of four, E=8
+    assert small(input_ids=torch.tensor([[101, 2000, 102]])).logits.shape == (1, 2)
+    with pytest.raises(ValueError, match="init_layer"):
+        make_albert_student(teacher, init_layer=9)

@@ -11,7 +11,8 @@ from transformers import BertConfig, BertForSequenceClassification
 
 from glueslim import cli
 from glueslim.cli import UserError
-from glueslim.profile import MIN_RUNS, count_macs, count_parameters, measure_latency
+from glueslim.profile import (MIN_RUNS, count_macs, count_parameters, measure_latency, measure_peak_flops,
+                              plan_points, with_floor)
 
 V, H, L, I, P, LABELS = 100, 32, 2, 64, 64, 2  # vocab, hidden, layers, intermediate, positions, labels
 
@@ -73,47 +74,67 @@ def test_count_macs_tiny_meta_matches_cpu(tiny):
         {k: on_cpu[k] for k in ("total", "linear", "attention")}
 
 
-@pytest.mark.parametrize("layers", [12, 6])
-def test_bert_base_published_figures(layers):
+def linear_and_norm_parameters(base_model: torch.nn.Module) -> int:
+    """Parameters of the nn.Linear and nn.LayerNorm modules of a base model outside its embedding block."""
+    return sum(p.numel() for name, m in base_model.named_modules()
+               if isinstance(m, (torch.nn.Linear, torch.nn.LayerNorm)) and not name.startswith("embeddings")
+               for p in m.parameters())
+
+
+# The counter check of issue 5: randomly initialised bert-base-uncased and DistilBERT shapes on "meta" (no
+# weights, no memory) at 512 tokens, batch 1, against the published figures "87.0 G / 85.6 M" (BERT-base,
+# 12 layers) and "21.8 G / 42.5 M" (DistilBERT, 6 layers).
+#
+# The two MAC figures are not in the same unit. Exact arithmetic: the encoder's Linear layers hold
+# 4*768^2 + 2*768*3072 = 7.08M weights per layer, one MAC per weight per token, so at 512 tokens
+#   BERT-base:  12 * 512 * 7,077,888 = 43.49e9 MACs   (87.0e9 = 2 * that: FLOPs, 2 FLOPs per MAC)
+#   DistilBERT:  6 * 512 * 7,077,888 = 21.74e9 MACs   (21.8e9 = that: MACs)
+# 87.0 / 21.8 = 4.0 while the layer ratio is 2, so one of the two quotes is off by 2x. thop's count
+# for BERT-base at 128 tokens is 10.89e9 MACs (FastBERT #32: "thop ... MACS 10892625664, 1 MACS = 2
+# FLOPS"), x4 for 512 tokens = 43.6e9 MACs: so 87.0 G is FLOPs, and this test asserts MACs within 1% of
+# 87.0e9 / 2 (and FLOPs = 2 * MACs within 1% of 87.0e9), and DistilBERT's MACs within 1% of 21.8e9.
+# The parameter figures: 85.6M = BertModel's linear + LayerNorm parameters outside the embeddings,
+# i.e. the encoder (85.05M) plus the pooler (0.59M); DistilBertModel has no pooler: 42.53M.
+BERT_BASE_MACS_512 = 87.0e9 / 2  # "87.0 G" from thop, in FLOPs (see above)
+DISTILBERT_MACS_512 = 21.8e9
+BERT_BASE_LINEAR_NORM = 85.6e6
+DISTILBERT_LINEAR_NORM = 42.5e6
+
+
+def test_bert_base_macs_check():
     seq, hidden, inter = 512, 768, 3072
-    model = bert_on_meta(layers)
-    got = count_macs(model, seq)
-    head = (hidden * hidden) + (hidden * 2)  # pooler + classifier, [CLS] token only
-    encoder_linear = got["linear"] - head
-    assert encoder_linear == layers * seq * (4 * hidden * hidden + 2 * hidden * inter)
-    # The often-quoted "87.0e9" for bert-base at 512 tokens (thop) is FLOPs, not MACs: per token
-    # the encoder's Linear layers hold 12 * 7.08M = 84.9M weights, one MAC each, so 512 tokens
-    # cost 43.49e9 MACs = 86.97e9 FLOPs (FastBERT #32: thop gives 10.89e9 MACs at 128 tokens =
-    # 21.8 GFLOPs). 6 layers: half of that.
-    expected_macs = 43.49e9 * layers / 12
-    assert encoder_linear == pytest.approx(expected_macs, rel=0.01)
-    assert 2 * encoder_linear == pytest.approx(87.0e9 * layers / 12, rel=0.01)
-    assert got["attention"] == 2 * layers * seq**2 * hidden  # 4.83e9 MACs at 12 layers
-
-
-def test_bert_base_parameter_figures():
     model = bert_on_meta(12)
-    per_layer = (4 * (768 * 768 + 768)  # attention Q, K, V, output dense
-                 + 768 * 3072 + 3072    # intermediate
-                 + 3072 * 768 + 768     # output
-                 + 2 * 2 * 768)         # two LayerNorms
-    assert 12 * per_layer == 85_054_464  # 85.05M: encoder linear + LayerNorm only
-    pooler = 768 * 768 + 768
-    # "85.6M parameters in linear and normalisation layers" = encoder + pooler
-    linear_norm = sum(p.numel() for name, m in model.bert.named_modules()
-                      if isinstance(m, (torch.nn.Linear, torch.nn.LayerNorm)) and not name.startswith("embeddings")
-                      for p in m.parameters())
-    assert linear_norm == 12 * per_layer + pooler == 85_645_056
-    got = count_parameters(model)
-    assert got["without_embeddings"] == linear_norm + (768 * 2 + 2)  # + the 2-label classifier
-    assert got["without_embeddings"] == pytest.approx(85.6e6, rel=0.001)
-    assert got["embeddings"] == (30522 + 512 + 2) * 768 + 2 * 768
-    assert got["total"] == 109_483_778  # bert-base-uncased's 109.48M + classifier
+    got = count_macs(model, seq)
+    head = hidden * hidden + hidden * 2  # pooler + classifier, [CLS] token only
+    encoder_linear = got["linear"] - head
+    assert encoder_linear == 12 * seq * (4 * hidden * hidden + 2 * hidden * inter) == 43_486_543_872
+    assert got["linear"] == pytest.approx(BERT_BASE_MACS_512, rel=0.01)  # 0.03% off
+    assert 2 * got["linear"] == pytest.approx(87.0e9, rel=0.01)
+    assert got["attention"] == 2 * 12 * seq**2 * hidden  # QK^T and softmax.V: 4.83e9 MACs
+    assert linear_and_norm_parameters(model.bert) == pytest.approx(BERT_BASE_LINEAR_NORM, rel=0.01)
+
+
+def test_distilbert_macs_check():
+    from transformers import DistilBertConfig, DistilBertForSequenceClassification
+
+    seq, hidden, inter = 512, 768, 3072
+    with torch.device("meta"):
+        model = DistilBertForSequenceClassification(DistilBertConfig()).eval()  # 6 layers, 768 wide
+    got = count_macs(model, seq)
+    head = hidden * hidden + hidden * 2  # pre_classifier + classifier, [CLS] token only
+    assert got["linear"] - head == 6 * seq * (4 * hidden * hidden + 2 * hidden * inter) == 21_743_271_936
+    assert got["linear"] == pytest.approx(DISTILBERT_MACS_512, rel=0.01)  # 0.26% off
+    assert got["attention"] == 2 * 6 * seq**2 * hidden
+    assert linear_and_norm_parameters(model.distilbert) == 42_527_232
+    assert linear_and_norm_parameters(model.distilbert) == pytest.approx(DISTILBERT_LINEAR_NORM, rel=0.01)
+    assert count_parameters(model)["embeddings"] == (30522 + 512) * 768 + 2 * 768
 
 
 def test_measure_latency(tiny):
     got = measure_latency(tiny, seq_length=8, batch_size=2, warmup=1, runs=MIN_RUNS + 1, device="cpu")
     assert got["runs"] == MIN_RUNS + 1 and got["warmup"] == 1
+    # every timing states where and how it was taken
+    assert got["device"] == "cpu" and got["threads"] == torch.get_num_threads() and got["timer"] == "perf_counter"
     assert (got["batch_size"], got["seq_length"]) == (2, 8)
     assert 0 < got["min_ms"] <= got["q1_ms"] <= got["median_ms"] <= got["q3_ms"] <= got["max_ms"]
     assert got["iqr_ms"] == pytest.approx(got["q3_ms"] - got["q1_ms"])
@@ -129,6 +150,27 @@ def test_measure_latency_refuses_too_few_runs(tiny):
         measure_latency(tiny, P + 1, 1, warmup=1, runs=MIN_RUNS, device="cpu")
 
 
+def test_peak_flops_and_floor():
+    peak = measure_peak_flops("cpu", sizes=(64, 128), runs=3, warmup=1)
+    assert peak["flops_per_s"] > 0 and peak["best_size"] in (64, 128)
+    assert peak["matmul_sizes"] == [64, 128] and peak["runs"] == 3 and peak["dtype"] == "float32"
+    # floor = 2 * MACs (per sequence x batch) / peak; pct_of_peak = floor / median
+    entry = {"batch_size": 4, "seq_length": 8, "median_ms": 10.0}
+    got = with_floor(entry, macs_per_sequence=250_000_000, peak_flops=1e12)
+    assert got["macs"] == 1_000_000_000
+    assert got["floor_ms"] == pytest.approx(2.0)  # 2e9 FLOPs at 1e12 FLOP/s
+    assert got["pct_of_peak"] == pytest.approx(20.0)
+    assert with_floor(entry, None, 1e12)["floor_ms"] is None
+
+
+def test_plan_points_times_each_point_once_and_skips_too_long():
+    points, skipped = plan_points(128, [1, 8, 32], [512, 32, 128, 1024], 1, max_len=512)
+    assert points == [(1, 128), (8, 128), (32, 128), (1, 32), (1, 512)]  # (1, 128) is in both sweeps
+    assert skipped == [{"batch_size": 1, "seq_length": 1024,
+                        "reason": "longer than the model's max_position_embeddings (512)"}]
+    assert plan_points(64, [2], [], 1, None) == ([(2, 64)], [])
+
+
 def test_profile_command_end_to_end(tiny, tmp_path):
     model_dir = tmp_path / "tiny"
     tiny.save_pretrained(model_dir, safe_serialization=True)
@@ -136,17 +178,32 @@ def test_profile_command_end_to_end(tiny, tmp_path):
     out = tmp_path / "results" / "profile" / "tiny.json"
     threads = torch.get_num_threads()  # pass the current value: leave the test process as it was
     cli.main(["profile", "--model-dir", str(model_dir), "--name", "tiny", "--out", str(out),
-              "--seq-length", "16", "--batch-sizes", "1", "4", "--warmup", "1", "--runs", str(MIN_RUNS),
-              "--threads", str(threads), "--device", "cpu"])
+              "--seq-length", "16", "--batch-sizes", "1", "4", "--seq-lengths", "8", "16", "32", "128",
+              "--warmup", "1", "--runs", str(MIN_RUNS), "--threads", str(threads), "--device", "cpu"])
     got = json.loads(out.read_text())
-    assert list(got) == ["model", "model_dir", "parameters", "macs", "size_on_disk_bytes", "latency",
-                         "peak_memory_mb", "peak_memory_kind", "device"]
+    assert list(got) == ["model", "model_dir", "parameters", "macs", "macs_by_length", "size_on_disk_bytes",
+                         "peak_flops", "sweeps", "latency", "peak_memory_mb", "peak_memory_kind", "device"]
     assert got["model"] == "tiny" and got["model_dir"] == str(model_dir)
     assert got["parameters"] == count_parameters(tiny)
     assert got["macs"] == count_macs(tiny, 16)
     assert got["size_on_disk_bytes"] == (model_dir / "model.safetensors").stat().st_size
-    assert [r["batch_size"] for r in got["latency"]] == [1, 4]
-    assert all(r["runs"] == MIN_RUNS and r["seq_length"] == 16 for r in got["latency"])
+    # batch sweep at 16 tokens, then the length sweep at batch 1; 128 > max_position_embeddings (64)
+    assert [(r["batch_size"], r["seq_length"]) for r in got["latency"]] == [(1, 16), (4, 16), (1, 8), (1, 32)]
+    assert got["sweeps"]["batch"] == {"seq_length": 16, "batch_sizes": [1, 4]}
+    assert got["sweeps"]["length"] == {"batch_size": 1, "seq_lengths": [8, 16, 32, 128]}
+    assert [s["seq_length"] for s in got["sweeps"]["skipped"]] == [128]
+    assert [m["seq_length"] for m in got["macs_by_length"]] == [8, 16, 32]
+    for m in got["macs_by_length"]:
+        ref = count_macs(tiny, m["seq_length"])
+        assert (m["total"], m["linear"], m["attention"]) == (ref["total"], ref["linear"], ref["attention"])
+    peak = got["peak_flops"]["flops_per_s"]
+    assert peak > 0
+    macs = {m["seq_length"]: m["total"] for m in got["macs_by_length"]}
+    for r in got["latency"]:
+        assert r["runs"] == MIN_RUNS and r["warmup"] == 1 and r["threads"] == threads and r["device"] == "cpu"
+        assert r["macs"] == macs[r["seq_length"]] * r["batch_size"]
+        assert r["floor_ms"] == pytest.approx(2 * r["macs"] / peak * 1000)
+        assert r["pct_of_peak"] == pytest.approx(r["floor_ms"] / r["median_ms"] * 100)
     assert got["peak_memory_kind"] == "process_peak_rss" and got["peak_memory_mb"] > 0
     dev = got["device"]
     assert {"type", "name", "cpu_model", "cpu_flags", "threads", "torch", "transformers", "python",
@@ -166,4 +223,8 @@ def test_profile_command_bad_input(tmp_path, capsys):
         cli.main(["profile", "--model-dir", str(tmp_path / "missing"), "--name", "x",
                   "--out", str(tmp_path / "x.json")])
     assert "no config.json" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["profile", "--model-dir", str(tmp_path), "--name", "x", "--out", str(tmp_path / "x.json"),
+                  "--seq-lengths", "32", "0"])
+    assert "--seq-lengths 32 0" in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists()

@@ -33,7 +33,19 @@ METRICS = {
     STUDENT: {"sst2": {"accuracy": 0.85}, "mrpc": {"f1": 0.80, "accuracy": 0.76}},
 }
 PARAMS = {TEACHER: 22_700_000, STUDENT: 11_350_000}  # compression 2.0
+STUDENT_PARAMS = PARAMS[STUDENT]
 LAT = {TEACHER: {1: 10.0, 32: 200.0}, STUDENT: {1: 4.0, 32: 80.0}}  # speed-up 2.5 at both
+# batch 1: the length sweep (128 tokens shared with the batch sweep)
+LAT_LEN = {TEACHER: {32: 3.0, 128: 10.0, 512: 60.0}, STUDENT: {32: 2.0, 128: 4.0, 512: 20.0}}
+PEAK = 1e11  # FLOP/s
+
+
+def _entry(model: str, bs: int, seq: int, med: float) -> dict:
+    macs = PARAMS[model] * seq * bs
+    return {"batch_size": bs, "seq_length": seq, "device": "cpu", "threads": 2, "timer": "perf_counter",
+            "warmup": 3, "runs": 20, "median_ms": med, "q1_ms": med * 0.95, "q3_ms": med * 1.05,
+            "iqr_ms": med * 0.1, "min_ms": med * 0.9, "max_ms": med * 1.2, "throughput_per_s": bs / med * 1000,
+            "macs": macs, "floor_ms": 2 * macs / PEAK * 1000, "pct_of_peak": 2 * macs / PEAK * 1000 / med * 100}
 
 
 def _profile(model: str, device_name: str = "cpu") -> dict:
@@ -44,13 +56,16 @@ def _profile(model: str, device_name: str = "cpu") -> dict:
                        "without_embeddings": PARAMS[model] - PARAMS[model] // 2},
         "macs": {"total": PARAMS[model] * 128, "linear": PARAMS[model] * 100, "attention": 1000,
                  "other": 10, "seq_length": 128, "batch_size": 1},
+        "macs_by_length": [{"seq_length": n, "total": PARAMS[model] * n, "linear": PARAMS[model] * n - 7 * n * n,
+                            "attention": 7 * n * n, "other": 0} for n in (32, 128, 512)],
         "size_on_disk_bytes": PARAMS[model] * 4,
-        "latency": [
-            {"batch_size": bs, "seq_length": 128, "warmup": 3, "runs": 20, "median_ms": med,
-             "q1_ms": med * 0.95, "q3_ms": med * 1.05, "iqr_ms": med * 0.1, "min_ms": med * 0.9,
-             "max_ms": med * 1.2, "throughput_per_s": bs / med * 1000}
-            for bs, med in LAT[model].items()
-        ],
+        "peak_flops": {"flops_per_s": PEAK, "method": "best of timed square torch.matmul", "dtype": "float32",
+                       "matmul_sizes": [512, 1024], "best_size": 1024, "runs": 10, "warmup": 2, "threads": 2,
+                       "tf32": None},
+        "sweeps": {"batch": {"seq_length": 128, "batch_sizes": [1, 32]},
+                   "length": {"batch_size": 1, "seq_lengths": [32, 128, 512]}, "skipped": []},
+        "latency": [_entry(model, bs, 128, med) for bs, med in LAT[model].items()]
+                   + [_entry(model, 1, n, med) for n, med in LAT_LEN[model].items() if n != 128],
         "peak_memory_mb": 512.0,
         "peak_memory_kind": "rss",
         "device": {"type": device_name, "name": "cpu", "cpu_model": "Fake CPU <b>9000</b>",
@@ -175,6 +190,162 @@ def test_rows_sorted_by_glue_desc_and_document_shape(results):
     json.dumps(doc, allow_nan=False)  # strict JSON
 
 
+def test_latency_sweeps_floor_and_macs_split(results):
+    doc = build(results)
+    s, t = row_of(doc, STUDENT), row_of(doc, TEACHER)
+    assert list(s["latency_ms"]) == ["batch_1", "batch_32"]  # the batch sweep only, at 128 tokens
+    assert list(s["latency_by_length_ms"]) == ["seq_32", "seq_128", "seq_512"] and s["length_batch_size"] == 1
+    assert s["latency_by_length_ms"]["seq_512"]["median"] == pytest.approx(20.0)
+    assert s["speedup_by_length"] == pytest.approx({"seq_32": 1.5, "seq_128": 2.5, "seq_512": 3.0})
+    assert t["speedup_by_length"] == pytest.approx({"seq_32": 1.0, "seq_128": 1.0, "seq_512": 1.0})
+    e = s["latency_ms"]["batch_32"]
+    assert e["floor_ms"] == pytest.approx(2 * STUDENT_PARAMS * 128 * 32 / PEAK * 1000)
+    assert e["pct_of_peak"] == pytest.approx(e["floor_ms"] / 80.0 * 100)
+    assert (e["runs"], e["warmup"], e["threads"], e["device"]) == (20, 3, 2, "cpu")
+    assert s["timing"] == {"device": "cpu", "device_type": "cpu", "threads": 2, "warmup": 3, "runs": 20}
+    assert s["peak_flops_per_s"] == PEAK and doc["provenance"]["peak_flops"]["flops_per_s"] == PEAK
+    assert s["macs_linear"] == STUDENT_PARAMS * 100 and s["macs_attention"] == 1000
+    assert s["macs_by_length"]["seq_512"] == {"total": STUDENT_PARAMS * 512,
+                                              "linear": STUDENT_PARAMS * 512 - 7 * 512**2, "attention": 7 * 512**2}
+
+
+def test_profile_without_sweeps_still_reads(results):
+    # a profile from before the sweeps: one length, no floor
+    path = results / "profile" / f"{STUDENT}.json"
+    prof = json.loads(path.read_text())
+    for key in ("sweeps", "macs_by_length", "peak_flops"):
+        del prof[key]
+    prof["latency"] = [{k: v for k, v in e.items() if k not in ("macs", "floor_ms", "pct_of_peak")}
+                       for e in prof["latency"] if e["seq_length"] == 128]
+    path.write_text(json.dumps(prof))
+    doc = build(results)
+    s = row_of(doc, STUDENT)
+    assert list(s["latency_ms"]) == ["batch_1", "batch_32"] and s["latency_by_length_ms"] == {}
+    assert s["latency_ms"]["batch_1"]["floor_ms"] is None and s["speedup"]["batch_1"] == pytest.approx(2.5)
+    assert "<svg" in report.render_html(doc)
+
+
+def test_fewer_runs_than_configured_is_warned(results):
+    config = {**CONFIG, "profile": {"runs": 30}}
+    doc = build(results, config=config)
+    assert sum("fewer than the 30 configured" in w for w in doc["warnings"]) == 2 * 4  # 2 models x 4 points
+
+
+def test_pareto_frontier():
+    pts = [("a", 10.0, 0.80), ("b", 5.0, 0.70), ("c", 6.0, 0.65), ("d", 20.0, 0.80), ("e", 5.0, 0.60)]
+    # c: b is faster and better; d: a is as good and faster; e: ties b on latency, worse
+    assert report.pareto_frontier(pts) == ["b", "a"]
+    assert report.pareto_frontier([]) == []
+
+
+def test_pareto_in_document_and_chart(results):
+    doc = build(results)
+    assert doc["pareto"] == {"latency": "batch_1", "score": "glue_score", "frontier": [STUDENT, TEACHER]}
+    assert row_of(doc, STUDENT)["pareto_optimal"] is True
+    html = report.render_html(doc)
+    m = re.search(r'<svg class="chart large"[^>]*aria-label="GLUE score against latency[^"]*".*?</svg>', html, re.S)
+    assert m, "no Pareto chart"
+    svg = m.group(0)
+    assert svg.count('class="point"') == 2 and svg.count('data-frontier="1"') == 2
+    assert 'class="frontier"' in svg
+    # marker area proportional to parameters: the teacher has 2x the student's
+    r = {name: float(rad) for name, rad in re.findall(r'data-model="([^"]+)"[^>]* r="([0-9.]+)"', svg)}
+    assert (r[TEACHER] / r[STUDENT]) ** 2 == pytest.approx(2.0, rel=0.02)
+
+
+def test_heat_map_cells(results):
+    html = report.render_html(build(results))
+    table = re.search(r'<table class="heat sortable" id="heatmap-table">.*?</table>', html, re.S).group(0)
+    assert table.count('class="hv"') == 2 * (len(TASKS) + 1)
+    bg, _ = report.heat_color(0.85 / 0.90 * 100)
+    assert f"background:{bg}" in table and "94.4" in table  # student sst2: 85/90
+    assert report.heat_color(100.0) == ("#ffffff", "#1b1f24")
+    assert report.heat_color(None)[0] == "#eef0f2"
+    assert report.heat_color(50.0) == report.heat_color(80.0)  # saturated 20 points away
+    assert report.heat_color(90.0)[0] != report.heat_color(110.0)[0]
+
+
+def test_speed_section_tables_and_charts(results):
+    html = report.render_html(build(results))
+    for table_id in ("summary-table", "latency-length-table", "latency-batch-table", "compute-table",
+                     "leaderboard-table", "heatmap-table"):
+        assert f'id="{table_id}"' in html
+    assert "512 tokens (ms)" in html and "batch 32 (ms)" in html
+    assert "Latency against sequence length (batch 1)" in html and "Latency against batch size (128 tokens)" in html
+    assert "3 warm-up + 20 timed runs" in html and "2 threads" in html  # every timing states how
+    assert "floor 14.53" in html  # teacher batch 1 x 32 tokens: 2 * 22.7e6 * 32 MACs / 1e11 FLOP/s = 14.53 ms
+    assert "100.0 GFLOP/s" in html
+
+
+def test_base_model_per_task_folder_is_one_value(results):
+    for t in TASKS:
+        path = results / "models" / STUDENT / t / "glueslim.json"
+        meta = json.loads(path.read_text())
+        meta["base_model"] = f"results/models/{TEACHER}/{t}"
+        path.write_text(json.dumps(meta))
+    doc = build(results)
+    assert row_of(doc, STUDENT)["base_model"] == "results/models/teacher/{task}"
+    assert not any("base_model" in w for w in doc["warnings"])
+
+
+# ------------------------------------------------------------------ ablations
+
+def test_ablation_tables(results):
+    abl = results / "ablations"
+    _write(abl / "b_temperature.json", {
+        "title": "KD temperature", "caption": "distil on " + EVIL, "order": 2,
+        "columns": ["temperature", {"key": "glue", "label": "GLUE", "format": "score"},
+                    {"key": "params", "label": "Params", "format": "params"}],
+        "rows": [[1.0, 0.801, 11_350_000], {"temperature": 2.0, "glue": 0.815, "params": None}]})
+    _write(abl / "a_layers.json", {"title": EVIL, "columns": ["layers", "pct"], "rows": [[EVIL, 93.25]], "order": 1})
+    doc = build(results)
+    assert [a["id"] for a in doc["ablations"]] == ["a_layers", "b_temperature"]
+    t = doc["ablations"][1]
+    assert [c["format"] for c in t["columns"]] == ["text", "score", "params"]
+    assert t["rows"][1] == [2.0, 0.815, None]
+    html = report.render_html(doc)
+    assert "80.1" in html and "81.5" in html and "11.3M" in html and "93.25" in html and "KD temperature" in html
+    assert "<script>alert" not in html and "&lt;script&gt;alert(1)" in html
+    assert html.index("a_layers.json") < html.index("b_temperature.json")
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"columns": ["a"], "rows": []}, "title"),
+    ({"title": "t", "columns": [], "rows": []}, "columns"),
+    ({"title": "t", "columns": ["a", "b"], "rows": [[1]]}, r"rows\[0\]"),
+    ({"title": "t", "columns": ["a"], "rows": [{"zz": 1}]}, "zz"),
+    ({"title": "t", "columns": [{"label": "a", "format": "weird"}], "rows": []}, "format"),
+    ({"title": "t", "columns": ["a"], "rows": [[[1, 2]]]}, "cells"),
+])
+def test_bad_ablation_table_names_the_file(results, bad, message):
+    _write(results / "ablations" / "broken.json", bad)
+    with pytest.raises(UserError, match=message) as e:
+        build(results)
+    assert "broken.json" in str(e.value)
+
+
+def test_standalone_figures_are_valid_svg(results):
+    import xml.etree.ElementTree as ET
+
+    figs = report.figures(build(results))
+    assert sorted(figs) == sorted(report.FIGURES)
+    for name, svg in figs.items():
+        root = ET.fromstring(svg)
+        assert root.tag == "{http://www.w3.org/2000/svg}svg", name
+        assert root.find("{http://www.w3.org/2000/svg}style") is not None
+
+
+def test_log_axis_ticks():
+    assert report._log_ticks(1.0, 1000.0) == [1.0, 10.0, 100.0, 1000.0]
+    assert report._log_ticks(30.0, 600.0) == [50.0, 100.0, 200.0, 500.0]
+    ticks = report._log_ticks(145.0, 213.0)  # less than a decade: a linear grid inside the range
+    assert len(ticks) >= 2 and all(145 <= t <= 213 for t in ticks)
+    svg = report.svg_chart({"m": [(32, 1.0), (512, 100.0)], "m floor": [(32, 0.1), (512, 10.0)]}, "t",
+                           x_label="len", x_log=True, y_log=True, x_ticks=[32, 128, 512], dashed=["m floor"])
+    assert ">128</text>" in svg and 'stroke-dasharray="4 3"' in svg
+    assert svg.count("<circle") == 2  # dashed reference lines have no dots
+
+
 def test_config_sha256_is_canonical():
     a = report.config_sha256({"b": 1, "a": [1, 2]})
     assert a == report.config_sha256({"a": [1, 2], "b": 1})
@@ -219,9 +390,18 @@ def test_missing_profile_is_user_error_naming_path(results):
     assert str(missing) in str(e.value) and "profile" in str(e.value)
 
 
-def test_missing_scores_and_logs_name_the_rule(results):
+def test_missing_scores_and_metadata_name_the_rule(results):
+    # a model that was not trained (e.g. quantized after training) has no train_log.jsonl: no curve
     (results / "models" / STUDENT / "sst2" / "train_log.jsonl").unlink()
-    with pytest.raises(UserError, match=r"train_log\.jsonl.*distill_student"):
+    doc = build(results)
+    assert "sst2" not in doc["curves"][STUDENT] and "mrpc" in doc["curves"][STUDENT]
+    assert row_of(doc, STUDENT)["method"] == "DistilBERT-style KD"
+    report.render_html(doc)
+    (results / "models" / STUDENT / "sst2" / "glueslim.json").unlink()
+    with pytest.raises(UserError, match=r"glueslim\.json.*builds model `distil3`.*distill_student"):
+        build(results)
+    (results / "models" / TEACHER / "sst2" / "glueslim.json").unlink()
+    with pytest.raises(UserError, match=r"glueslim\.json.*`finetune_teacher`"):
         build(results)
     (results / "scores" / f"{TEACHER}.json").unlink()
     with pytest.raises(UserError, match=r"scores/teacher\.json.*`score`"):
@@ -307,14 +487,76 @@ def test_cli_writes_json_and_html(results, tmp_path):
     assert proc.returncode == 2 and "profile" in proc.stderr and "Traceback" not in proc.stderr
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian chromium not installed")
+def read_png(path: Path) -> tuple[int, int, list[bytes]]:
+    """(width, height, rows of RGB(A) bytes) of an 8-bit non-interlaced PNG, decoded with zlib alone."""
+    import struct
+    import zlib
+
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, header = 8, b"", None
+    while pos < len(data):
+        (length,), kind = struct.unpack(">I", data[pos:pos + 4]), data[pos + 4:pos + 8]
+        body = data[pos + 8:pos + 8 + length]
+        if kind == b"IHDR":
+            header = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + length
+    width, height, depth, color, _, _, interlace = header
+    assert depth == 8 and color in (2, 6) and interlace == 0, header
+    bpp = 3 if color == 2 else 4
+    raw, stride, rows, prev = zlib.decompress(idat), width * bpp, [], bytearray(width * bpp)
+    for y in range(height):
+        f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for x in range(stride):
+            a = line[x - bpp] if x >= bpp else 0
+            b, c = prev[x], (prev[x - bpp] if x >= bpp else 0)
+            if f == 1:
+                line[x] = (line[x] + a) & 255
+            elif f == 2:
+                line[x] = (line[x] + b) & 255
+            elif f == 3:
+                line[x] = (line[x] + (a + b) // 2) & 255
+            elif f == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[x] = (line[x] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        rows.append(bytes(line) if bpp == 3 else bytes(v for i, v in enumerate(line) if i % 4 != 3))
+        prev = line
+    return width, height, rows
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    """Debian's chromium, headless, offline, with a throw-away profile (the documented command)."""
+    return subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run",
+         f"--user-data-dir={tmp_path / 'chromium-profile'}", *args],
+        capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (Debian: apt-get install chromium)")
 def test_html_renders_in_headless_chromium(results, tmp_path):
+    _write(results / "ablations" / "t.json", {"title": "An ablation", "columns": ["a", "b"], "rows": [["x", 1]]})
     html = tmp_path / "leaderboard.html"
     html.write_text(report.render_html(build(results)), encoding="utf-8")
+    # the page's script ran to its end without an error, and every section is in the rendered DOM
+    dom = chromium(tmp_path, "--dump-dom", html.as_uri()).stdout
+    assert 'data-ready="1"' in dom
+    for anchor in ("leaderboard", "pareto", "heatmap", "speed", "compute", "curves", "ablations", "provenance"):
+        assert f'id="{anchor}"' in dom
+    assert 'tabindex="0"' in dom  # sortable headers were wired up
     png = tmp_path / "shot.png"
-    cmd = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-           "--disable-component-update", "--disable-sync", "--no-first-run",
-           f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={png}", "--window-size=1400,2000",
-           html.as_uri()]
-    subprocess.run(cmd, capture_output=True, timeout=120)
-    assert png.is_file() and png.stat().st_size > 20_000
+    chromium(tmp_path, f"--screenshot={png}", "--window-size=1400,2400", html.as_uri())
+    width, height, rows = read_png(png)
+    assert (width, height) == (1400, 2400)
+    pixels = {row[i:i + 3] for row in rows[::4] for i in range(0, len(row), 12)}
+    assert len(pixels) > 100  # text, tables and charts, not a blank or error page
+    white = sum(row[i:i + 3] == b"\xff\xff\xff" for row in rows[::4] for i in range(0, len(row), 12))
+    assert white < 0.97 * len(rows[::4]) * (width // 4)
+    assert bytes.fromhex("fff4d6") in pixels  # the teacher's highlighted row
+    assert any(abs(p[0] - 0x1f) < 40 and abs(p[1] - 0x77) < 40 and p[2] > 0x90 for p in pixels)  # chart blue

@@ -25,7 +25,10 @@ Deliberate policy for the known quirks of the original files:
 - Nothing is dropped, merged or repaired. Any of these stops the run with a UserError naming file and
   line: a row whose column count differs from the header's (a blank line included), empty or
   whitespace-only text, a label outside the task's set, a non-numeric or out-of-range STS-B score, an
-  `index` column that disagrees with the row position, a file with no data rows.
+  `index` column that disagrees with the row position, a file with no data rows, a NUL byte, bytes that
+  are not UTF-8, a line past csv's field-size limit (all three signs of a damaged copy). A last line cut
+  mid-row fails the column count; one cut mid-text is caught by the row count check below. Windows (CRLF)
+  line ends are accepted.
 - Row counts must equal the official GLUE counts (tasks.OFFICIAL_ROWS), which catches truncated
   downloads; `--no-check-row-counts` accepts a deliberately partial copy (the counts are still recorded).
 - Test files are unlabelled; they are optional in a local copy (a missing one is skipped), while train
@@ -171,16 +174,34 @@ def read_glue_tsv(task: Task | str, split: str, path: str | os.PathLike) -> list
                 where = f"{path}:{reader.line_num}"
                 if len(row) != len(header):
                     raise UserError(f"{where}: {len(row)} columns, expected {len(header)} ({', '.join(header)})")
+                if any("\x00" in cell for cell in row):
+                    raise UserError(f"{where}: NUL byte in the row; a damaged file (e.g. a copy cut short by a crash)?")
                 idx = len(records)
                 if iidx is not None and row[iidx] != str(idx):
                     raise UserError(f"{where}: index column is {row[iidx]!r} but this is data row {idx} (0-based)")
                 records.append(_record(task, split, idx, row[ia], row[ib] if ib is not None else None,
                                        row[iy] if iy is not None else None, where))
-    except UnicodeDecodeError as e:
-        raise UserError(f"{path}: not valid UTF-8 at byte {e.start}") from None
+    except UnicodeDecodeError:
+        raise UserError(_bad_utf8(path)) from None
+    except csv.Error as e:  # a NUL byte, or a line longer than csv's field limit (a damaged file)
+        raise UserError(f"{path}:{reader.line_num}: unreadable row ({e})") from None
     if not records:
         raise UserError(f"{path}: no data rows")
     return records
+
+
+def _bad_utf8(path: Path) -> str:
+    """Where a file stops being UTF-8: its line and the byte offset in the file."""
+    offset = 0
+    with open(path, "rb") as f:
+        for lineno, line in enumerate(f, 1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as e:
+                return (f"{path}:{lineno}: not valid UTF-8 (byte {line[e.start:e.start + 1]!r} at file offset "
+                        f"{offset + e.start}); a truncated or mis-encoded copy?")
+            offset += len(line)
+    return f"{path}: not valid UTF-8"
 
 
 def normalize_hub_split(task: Task | str, split_name: str, rows: Iterable[dict]) -> list[dict]:

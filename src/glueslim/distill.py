@@ -20,11 +20,16 @@ from glueslim.cli import UserError
 from glueslim.data import load_split
 from glueslim.io import atomic_file, read_json
 from glueslim.losses import distillation_loss
-from glueslim.modeling import default_layer_map, load_classifier, load_tokenizer, make_student, pick_device
+from glueslim.modeling import (
+    default_layer_map, load_classifier, load_tokenizer, make_albert_student, make_student, pick_device,
+)
 from glueslim.tasks import get_task
 from glueslim.train import (
     add_training_arguments, encode, hyperparameters, predict_logits, save_model, seed_everything, train,
 )
+
+
+METHODS = {"distilbert": "DistilBERT-style KD", "albert": "ALBERT-style KD (shared layer, factorised embeddings)"}
 
 
 def add_arguments_teacher_outputs(p: argparse.ArgumentParser) -> None:
@@ -62,6 +67,9 @@ def add_arguments_distill(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-layers", type=int, default=None, help="student depth (default: half the teacher's)")
     p.add_argument("--layer-map", type=int, nargs="+", default=None,
                    help="teacher layer that initialises each student layer (default: every other)")
+    p.add_argument("--arch", choices=["distilbert", "albert"], default="distilbert",
+                   help="distilbert: fewer teacher layers; albert: factorised embeddings, one shared layer")
+    p.add_argument("--embedding-size", type=int, default=128, help="albert: factorised embedding size E")
     p.add_argument("--alpha", type=float, default=0.5, help="weight of the distillation term")
     p.add_argument("--temperature", type=float, default=2.0)
     p.add_argument("--out", required=True)
@@ -85,9 +93,15 @@ def run_distill(args: argparse.Namespace) -> None:
     seed_everything(args.seed)
     tokenizer = load_tokenizer(args.teacher_dir)
     teacher = load_classifier(args.teacher_dir)
-    layer_map = args.layer_map or default_layer_map(teacher.config.num_hidden_layers, args.num_layers)
     try:
-        student = make_student(teacher, layer_map)
+        if args.arch == "albert":
+            layer_map = args.layer_map or [teacher.config.num_hidden_layers // 2]
+            if len(layer_map) != 1:
+                raise ValueError(f"an ALBERT-style student shares one layer: layer_map {layer_map} must name one")
+            student = make_albert_student(teacher, args.embedding_size, args.num_layers, layer_map[0])
+        else:
+            layer_map = args.layer_map or default_layer_map(teacher.config.num_hidden_layers, args.num_layers)
+            student = make_student(teacher, layer_map)
     except ValueError as e:
         raise UserError(str(e)) from None
     del teacher
@@ -101,9 +115,11 @@ def run_distill(args: argparse.Namespace) -> None:
 
     history = train(student, tokenizer, task, train_feats, dev_feats, args, loss_fn=loss_fn)
     meta = {
-        "model": args.name, "task": task.name, "method": "DistilBERT-style KD",
+        "model": args.name, "task": task.name, "method": METHODS[args.arch],
         "base_model": read_json(Path(args.teacher_dir) / "glueslim.json")["base_model"],
-        "teacher": "teacher", "teacher_dir": args.teacher_dir, "num_layers": len(layer_map), "layer_map": layer_map,
+        "teacher": "teacher", "teacher_dir": args.teacher_dir, "num_layers": student.config.num_hidden_layers,
+        "layer_map": layer_map, "arch": args.arch,
+        "embedding_size": args.embedding_size if args.arch == "albert" else None,
         "hyperparameters": {**hyperparameters(args), "alpha": args.alpha, "temperature": args.temperature},
     }
     save_model(student, tokenizer, args.out, meta, history, args.checkpoint_dir)

@@ -53,6 +53,7 @@ def run_predict(args: argparse.Namespace) -> None:
     device = pick_device(args.device)
     tokenizer = load_tokenizer(args.model_dir)
     model = load_for_inference(args.model_dir, device)
+    device = next(model.parameters()).device  # int8 models stay on the CPU
     rows = load_split(args.data, split)
     feats = encode(tokenizer, rows, args.max_seq_length)
     logits = predict_logits(model, feats, DataCollatorWithPadding(tokenizer), args.eval_batch_size, device)

@@ -17,6 +17,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--revision", default=None, help="hub revision (branch, tag or commit)")
     p.add_argument("--trust-remote-code", action="store_true", help="run the model repo's own code (off by default)")
     p.add_argument("--name", default="teacher", help="the model's name in the leaderboard")
+    p.add_argument("--role", choices=["teacher", "baseline"], default="teacher",
+                   help="baseline: a published compact model, fine-tuned with the teacher's recipe")
     p.add_argument("--out", required=True)
     add_training_arguments(p)
 
@@ -30,7 +32,7 @@ def run(args: argparse.Namespace) -> None:
     dev_feats = encode(tokenizer, load_split(args.data, task.eval_splits[0][0]), args.max_seq_length)
     history = train(model, tokenizer, task, train_feats, dev_feats, args)
     meta = {
-        "model": args.name, "task": task.name, "method": "fine-tuned teacher", "base_model": args.model,
+        "model": args.name, "task": task.name, "method": f"fine-tuned {args.role}", "base_model": args.model,
         "revision": args.revision, "teacher": None, "num_layers": model.config.num_hidden_layers,
         "layer_map": None, "hyperparameters": hyperparameters(args),
     }

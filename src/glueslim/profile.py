@@ -21,15 +21,35 @@ macs
     `aten._scaled_dot_product_flash_attention_for_cpu` that transformers' "sdpa" attention
     runs on CPU: without help it counts attention as 0. It is added here with the same
     formula torch uses for the CUDA fused kernels, so counts do not depend on the device.
+    FlopCounterMode does not see int8 kernels: an int8 model is counted on its float architecture
+    (same parameters and MACs; see `run`).
+macs_by_length
+    The same split per sequence (batch 1) at every sequence length that was timed. MACs are
+    exactly proportional to the batch size (every op is per sequence), so a batch of b costs
+    b times these.
 size_on_disk_bytes
     Bytes of the weight files in the model folder (*.safetensors, plus *.bin / *.pt if
     present; trainer state such as training_args.bin or optimizer.pt is not weights).
+peak_flops
+    The device's measured peak: the best FLOP/s of `runs` timed square matrix products
+    (torch.matmul, 2n^3 FLOPs, in the model's dtype, same threads, after warm-up) over the
+    sizes `matmul_sizes`. An upper bound the model's own matrix products can approach, not
+    a vendor datasheet number. For an int8 model (float embeddings, int8 Linear kernels) it is the
+    float32 peak: its floor says how fast the float model's matrix products could at best be.
+sweeps
+    What was timed: `length`: batch `batch_size` at each of `seq_lengths` (lengths above the
+    model's max_position_embeddings are listed in `skipped`); `batch`: each of `batch_sizes` at
+    `seq_length` (the length of `macs`). A (batch, length) point in both is timed once.
 latency
-    One entry per batch size: wall time of one forward pass under torch.inference_mode after
-    `warmup` untimed passes, over `runs` timed passes (at least MIN_RUNS): median, quartiles
-    (statistics.quantiles, inclusive method), IQR, min, max in milliseconds, and
-    `throughput_per_s` = batch_size / median (examples per second). CPU: time.perf_counter;
-    CUDA: CUDA events around each pass, then synchronize.
+    One entry per timed (batch_size, seq_length) point: wall time of one forward pass under
+    torch.inference_mode after `warmup` untimed passes, over `runs` timed passes (at least
+    MIN_RUNS, and never fewer than asked for): median, quartiles (statistics.quantiles,
+    inclusive method), IQR, min, max in milliseconds, `throughput_per_s` = batch_size / median
+    (examples per second), `threads`, `device` and `timer`. `macs` = per-sequence MACs x
+    batch_size; `floor_ms` = 2 x macs / peak_flops: the time the matrix products alone would
+    take at the measured peak; `pct_of_peak` = floor_ms / median x 100, the fraction of the
+    device's peak FLOP/s the forward pass reaches. CPU: time.perf_counter; CUDA: CUDA events
+    around each pass, then synchronize.
 peak_memory_mb (MiB) and peak_memory_kind
     "cuda_max_allocated": torch.cuda.max_memory_allocated over the timed runs (tensors only,
     not the CUDA context). "process_peak_rss": on CPU, the peak resident set size of the whole
@@ -42,6 +62,7 @@ device
 from __future__ import annotations
 
 import argparse
+import logging
 import platform
 import resource
 import statistics
@@ -54,7 +75,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from glueslim.cli import UserError
 from glueslim.io import atomic_write_json
-from glueslim.modeling import load_for_inference, pick_device
+from glueslim import quantize
+from glueslim.modeling import architecture, load_for_inference, pick_device
+
+log = logging.getLogger(__name__)
 
 MIN_RUNS = 20
 MIN_WARMUP = 1
@@ -153,10 +177,15 @@ def measure_latency(model, seq_length: int, batch_size: int, warmup: int, runs: 
                 t0 = time.perf_counter()
                 model(**inputs)
                 times_ms.append((time.perf_counter() - t0) * 1000.0)
+    if len(times_ms) < runs:  # never report from fewer timed runs than were asked for
+        raise RuntimeError(f"only {len(times_ms)} of {runs} timed runs completed")
     q1, median, q3 = statistics.quantiles(times_ms, n=4, method="inclusive")
     return {
         "batch_size": batch_size,
         "seq_length": seq_length,
+        "device": device.type,
+        "threads": torch.get_num_threads(),
+        "timer": "cuda_events" if cuda else "perf_counter",
         "warmup": warmup,
         "runs": len(times_ms),
         "median_ms": median,
@@ -167,6 +196,61 @@ def measure_latency(model, seq_length: int, batch_size: int, warmup: int, runs: 
         "max_ms": max(times_ms),
         "throughput_per_s": batch_size / (median / 1000.0),
     }
+
+
+def measure_peak_flops(device, dtype: torch.dtype = torch.float32, sizes: tuple[int, ...] | None = None,
+                       runs: int = 10, warmup: int = 2) -> dict:
+    """The device's peak matrix-product throughput: the best FLOP/s of `runs` timed n x n matmuls.
+
+    Best, not median: the floor it yields must be a lower bound on any matrix product's time.
+    """
+    device = torch.device(device)
+    cuda = device.type == "cuda"
+    sizes = sizes or ((4096, 8192) if cuda else (512, 1024))
+    best, best_n = 0.0, None
+    for n in sizes:
+        a = torch.randn(n, n, device=device).to(dtype)
+        b = torch.randn(n, n, device=device).to(dtype)
+        with torch.inference_mode():
+            for _ in range(warmup):
+                torch.matmul(a, b)
+            if cuda:
+                torch.cuda.synchronize(device)
+            for _ in range(runs):
+                if cuda:
+                    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                    start.record()
+                    torch.matmul(a, b)
+                    end.record()
+                    torch.cuda.synchronize(device)
+                    seconds = start.elapsed_time(end) / 1000.0
+                else:
+                    t0 = time.perf_counter()
+                    torch.matmul(a, b)
+                    seconds = time.perf_counter() - t0
+                if seconds > 0 and 2 * n**3 / seconds > best:
+                    best, best_n = 2 * n**3 / seconds, n
+        del a, b
+    return {
+        "flops_per_s": best,
+        "method": "best of timed square torch.matmul",
+        "dtype": str(dtype).replace("torch.", ""),
+        "matmul_sizes": list(sizes),
+        "best_size": best_n,
+        "runs": runs,
+        "warmup": warmup,
+        "threads": torch.get_num_threads(),
+        "tf32": bool(torch.backends.cuda.matmul.allow_tf32) if cuda else None,
+    }
+
+
+def with_floor(entry: dict, macs_per_sequence: int | None, peak_flops: float | None) -> dict:
+    """A latency entry with `macs` (whole batch), `floor_ms` = 2*macs/peak and `pct_of_peak` added."""
+    macs = None if macs_per_sequence is None else macs_per_sequence * entry["batch_size"]
+    floor = 2 * macs / peak_flops * 1000.0 if macs is not None and peak_flops else None
+    median = entry.get("median_ms")
+    return {**entry, "macs": macs, "floor_ms": floor,
+            "pct_of_peak": floor / median * 100.0 if floor is not None and median else None}
 
 
 def device_info(device, threads: int | None = None) -> dict:
@@ -203,12 +287,34 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model-dir", required=True, help="saved model folder (config.json + model.safetensors)")
     p.add_argument("--name", required=True, help="model name recorded in the output")
     p.add_argument("--out", required=True, help="output JSON, e.g. results/profile/NAME.json")
-    p.add_argument("--seq-length", type=int, default=128)
-    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 32])
+    p.add_argument("--seq-length", type=int, default=128,
+                   help="length of the MACs figure and of the batch-size sweep (default 128)")
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 32],
+                   help="batch-size sweep, at --seq-length (default 1 32)")
+    p.add_argument("--seq-lengths", type=int, nargs="*", default=[32, 64, 128, 256, 512],
+                   help="sequence-length sweep, at --length-batch-size (default 32 64 128 256 512; none: no sweep)")
+    p.add_argument("--length-batch-size", type=int, default=1, help="batch size of the length sweep (default 1)")
     p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--runs", type=int, default=20, help=f"timed runs per batch size (at least {MIN_RUNS})")
+    p.add_argument("--runs", type=int, default=20, help=f"timed runs per point (at least {MIN_RUNS})")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+
+
+def plan_points(seq_length: int, batch_sizes: list[int], seq_lengths: list[int], length_batch_size: int,
+                max_len: int | None) -> tuple[list[tuple[int, int]], list[dict]]:
+    """The (batch, length) points to time, each once, batch sweep first; and the lengths skipped."""
+    points: list[tuple[int, int]] = []
+    skipped: list[dict] = []
+    for b in batch_sizes:
+        if (b, seq_length) not in points:
+            points.append((b, seq_length))
+    for n in sorted(set(seq_lengths)):
+        if max_len is not None and n > max_len:
+            skipped.append({"batch_size": length_batch_size, "seq_length": n,
+                            "reason": f"longer than the model's max_position_embeddings ({max_len})"})
+        elif (length_batch_size, n) not in points:
+            points.append((length_batch_size, n))
+    return points, skipped
 
 
 def run(args: argparse.Namespace) -> None:
@@ -219,6 +325,10 @@ def run(args: argparse.Namespace) -> None:
         raise UserError(f"--warmup {args.warmup} is too few: at least {MIN_WARMUP} warm-up run is needed")
     if args.threads is not None and args.threads < 1:
         raise UserError(f"--threads {args.threads} must be at least 1")
+    for flag, values in (("--seq-length", [args.seq_length]), ("--batch-sizes", args.batch_sizes),
+                         ("--seq-lengths", args.seq_lengths), ("--length-batch-size", [args.length_batch_size])):
+        if any(v < 1 for v in values):
+            raise UserError(f"{flag} {' '.join(map(str, values))}: every value must be at least 1")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: no CUDA device is available")
     device = pick_device(args.device)
@@ -233,8 +343,23 @@ def run(args: argparse.Namespace) -> None:
     except (OSError, ValueError) as e:
         raise UserError(f"--model-dir {model_dir}: cannot load the model ({e})") from None
 
-    parameters = count_parameters(model)
-    macs = count_macs(model, args.seq_length, batch_size=1)  # on CPU, before any move to the GPU
+    max_len = getattr(model.config, "max_position_embeddings", None)
+    if max_len is not None and args.seq_length > max_len:
+        raise UserError(f"--seq-length {args.seq_length} exceeds the model's max_position_embeddings ({max_len})")
+    points, skipped = plan_points(args.seq_length, args.batch_sizes, args.seq_lengths or [],
+                                  args.length_batch_size, max_len)
+    for s in skipped:
+        log.warning("not timing %d tokens: %s", s["seq_length"], s["reason"])
+
+    # int8 keeps the float model's parameters and MACs; its packed weights are no nn.Parameters and
+    # FlopCounterMode does not see quantized kernels, so count on the float architecture
+    counted = architecture(str(model_dir)) if (model_dir / quantize.WEIGHTS).exists() else model
+    if counted is not model:
+        device = torch.device("cpu")  # dynamic int8 kernels exist for the CPU only
+    parameters = count_parameters(counted)
+    # on CPU, before any move to the GPU; per sequence (batch 1): a batch of b costs exactly b times
+    by_length = {n: count_macs(counted, n, batch_size=1) for n in sorted({n for _, n in points})}
+    macs = by_length[args.seq_length]
     size = sum(
         p.stat().st_size
         for pattern in WEIGHT_PATTERNS
@@ -245,9 +370,21 @@ def run(args: argparse.Namespace) -> None:
     if device.type == "cuda":
         model.to(device)
         torch.cuda.reset_peak_memory_stats(device)
-    latency = [
-        measure_latency(model, args.seq_length, b, args.warmup, args.runs, device) for b in args.batch_sizes
-    ]
+    dtype = next(model.parameters()).dtype
+    peak = measure_peak_flops(device, dtype if dtype.is_floating_point else torch.float32)
+    log.info("peak %.1f GFLOP/s (%s matmul, %d threads)", peak["flops_per_s"] / 1e9, peak["dtype"],
+             peak["threads"])
+    latency = []
+    for b, n in points:
+        entry = with_floor(measure_latency(model, n, b, args.warmup, args.runs, device),
+                           by_length[n]["total"], peak["flops_per_s"])
+        if entry["runs"] < args.runs:  # measure_latency guarantees it; the report relies on it
+            raise RuntimeError(f"batch {b}, {n} tokens: {entry['runs']} timed runs, {args.runs} asked for")
+        log.info("batch %3d x %4d tokens: median %9.3f ms, IQR %8.3f ms, floor %8.3f ms (%5.1f%% of peak), "
+                 "%d runs after %d warm-up, %d threads, %s", b, n, entry["median_ms"], entry["iqr_ms"],
+                 entry["floor_ms"] or float("nan"), entry["pct_of_peak"] or float("nan"), entry["runs"],
+                 entry["warmup"], entry["threads"], entry["device"])
+        latency.append(entry)
     if device.type == "cuda":
         peak_mb, peak_kind = torch.cuda.max_memory_allocated(device) / 2**20, "cuda_max_allocated"
     else:
@@ -262,7 +399,15 @@ def run(args: argparse.Namespace) -> None:
             "model_dir": str(args.model_dir),
             "parameters": parameters,
             "macs": macs,
+            "macs_by_length": [{k: m[k] for k in ("seq_length", "total", "linear", "attention", "other")}
+                               for m in by_length.values()],
             "size_on_disk_bytes": size,
+            "peak_flops": peak,
+            "sweeps": {
+                "batch": {"seq_length": args.seq_length, "batch_sizes": list(args.batch_sizes)},
+                "length": {"batch_size": args.length_batch_size, "seq_lengths": sorted(set(args.seq_lengths or []))},
+                "skipped": skipped,
+            },
             "latency": latency,
             "peak_memory_mb": round(peak_mb, 3),
             "peak_memory_kind": peak_kind,

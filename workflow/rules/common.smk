@@ -1,6 +1,7 @@
 # Shared settings and helpers; everything here derives from the validated config.
 import json
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -9,6 +10,7 @@ SRC = os.path.join(workflow.basedir, "src")
 sys.path.insert(0, SRC)  # the rules' commands import the package from here too (PYTHONPATH below)
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p))
 
+from glueslim.config import trusts_remote_code  # noqa: E402
 from glueslim.data import check_local_copy, resolve_glue_dir  # noqa: E402
 from glueslim.tasks import get_task  # noqa: E402
 
@@ -20,7 +22,36 @@ if config["hf"]["offline"]:
 TASKS = list(config["tasks"])
 STUDENTS = list(config["students"])
 TEACHER = "teacher"
-MODELS = [TEACHER] + STUDENTS
+BASELINES = list(config["baselines"])
+# compressed models by name: <source>-pruned<percent> and <source>-int8
+PRUNED = {
+    f"{src}-pruned{round(100 * f)}": {"source": src, "fraction": f}
+    for src in config["pruning"]["models"]
+    for f in config["pruning"]["fractions"]
+}
+INT8 = {f"{src}-int8": {"source": src} for src in config["quantization"]["models"]}
+TINYBERT = [s["name"] for s in config.get("tinybert", {}).get("students", [])]  # rules: tinybert.smk
+MODELS = [TEACHER] + STUDENTS + TINYBERT + BASELINES + list(PRUNED) + list(INT8)
+# ablation tables (results/ablations/<name>.json, format in the README): a rule file that writes one
+# appends its path here, so the leaderboard waits for it and shows it
+ABLATIONS = []
+
+
+def _check_model_names():
+    trained = [TEACHER] + STUDENTS + TINYBERT + BASELINES
+    clash = sorted({m for m in MODELS if MODELS.count(m) > 1})
+    if clash:
+        raise ValueError(f"config: model names must be unique across students, baselines, pruning and "
+                         f"quantization; used twice: {', '.join(clash)}")
+    for key, names, allowed in (("pruning.models", config["pruning"]["models"], trained),
+                                ("quantization.models", config["quantization"]["models"], trained + list(PRUNED))):
+        unknown = [n for n in names if n not in allowed]
+        if unknown:
+            raise ValueError(f"config {key}: {', '.join(map(repr, unknown))} is not a model of this run; "
+                             f"expected one of {', '.join(allowed)}")
+
+
+_check_model_names()
 # prediction files: one per evaluated dev split (MNLI: matched and mismatched)
 STEM_TASK = {stem: t for t in TASKS for _, stem in get_task(t).eval_splits}
 PROFILE_TASK = config["profile"]["task"] or TASKS[0]
@@ -38,15 +69,32 @@ elif config["device"] == "cuda":
     GPU = 1
 else:
     GPU = 1 if shutil.which("nvidia-smi") else 0
+TRAIN_GPU = config["gpu"]["train_gpus"] if GPU else 0  # GPUs per training job: > 1 trains data-parallel
+# Every GPU rule runs its command through glueslim.gpus, a lock-file slot pool that gives the job
+# {resources.gpu} distinct free GPUs (CUDA_VISIBLE_DEVICES), so concurrent jobs on one box never share
+# one; 0 runs the command as it is. --distributed (training): several GPUs -> one process per GPU.
+ON_GPUS = "python -m glueslim.gpus --gpus {resources.gpu} -- "
+ON_GPUS_DDP = "python -m glueslim.gpus --gpus {resources.gpu} --distributed -- "
+CUDA_TRAIN = dict(precision=config["gpu"]["precision"], no_tf32=not config["gpu"]["tf32"])  # training flags
 THREADS = config["threads"]
 RES = config["resources"]
 
 
+def one_of(names):
+    """A wildcard regex that matches exactly one of `names` (never a '/', '..' or anything else)."""
+    return "|".join(re.escape(n) for n in names) or "(?!)"
+
+
+# Every wildcard is one of the configured names (the schema allows task ids and [A-Za-z][A-Za-z0-9_-]*
+# student names), so no target can make a rule write outside results/ (tests/test_reliability.py).
 wildcard_constraints:
-    task="|".join(DATA_TASKS),
-    student="|".join(STUDENTS) or "(?!)",
-    model="|".join(MODELS),
-    stem="|".join(STEM_TASK),
+    task=one_of(DATA_TASKS),
+    student=one_of(STUDENTS),
+    model=one_of(MODELS),
+    baseline=one_of(BASELINES),
+    pruned=one_of(PRUNED),
+    quantized=one_of(INT8),
+    stem=one_of(STEM_TASK),
 
 
 def flags(**kwargs):
@@ -66,7 +114,7 @@ def flags(**kwargs):
 
 
 RECIPE_KEYS = ("learning_rate", "epochs", "batch_size", "eval_batch_size", "max_seq_length",
-               "warmup_ratio", "weight_decay", "grad_clip")
+               "warmup_ratio", "weight_decay", "grad_clip", "gradient_accumulation_steps")
 
 
 def recipe(task, override=None):
@@ -77,6 +125,8 @@ def recipe(task, override=None):
     if override:
         r.update({k: v for k, v in override.items() if k in RECIPE_KEYS})
         r.update(override.get("per_task", {}).get(task, {}))
+    if r.get("gradient_accumulation_steps") == 1:  # the default: no flag, so commands (and params) stay as before
+        r["gradient_accumulation_steps"] = None
     return r
 
 

@@ -22,7 +22,7 @@ rule teacher_outputs:
         mem_mb=RES["infer"]["mem_mb"],
         runtime=RES["infer"]["runtime"],
     shell:
-        "python -m glueslim teacher-outputs --task {wildcards.task} --data {input.data}"
+        ON_GPUS + "python -m glueslim teacher-outputs --task {wildcards.task} --data {input.data}"
         " --teacher-dir {input.teacher} --out {output} --threads {threads} {params.args} > {log} 2>&1"
 
 
@@ -36,6 +36,8 @@ rule distill_student:
     params:
         args=lambda w: flags(
             name=w.student,
+            arch=config["students"][w.student]["arch"],
+            embedding_size=config["students"][w.student]["embedding_size"],
             num_layers=config["students"][w.student]["num_layers"],
             layer_map=config["students"][w.student]["layer_map"],
             alpha=config["students"][w.student]["alpha"],
@@ -43,6 +45,7 @@ rule distill_student:
             seed=config["seed"],
             device=config["device"],
             **recipe(w.task, config["students"][w.student]["train"]),
+            **CUDA_TRAIN,
         ),
         checkpoints="results/checkpoints/{student}/{task}",
     conda:
@@ -53,10 +56,10 @@ rule distill_student:
         "results/benchmarks/distill_student/{student}_{task}.tsv"
     threads: THREADS
     resources:
-        gpu=GPU,
+        gpu=TRAIN_GPU,
         mem_mb=RES["train"]["mem_mb"],
         runtime=RES["train"]["runtime"],
     shell:
-        "python -m glueslim distill --task {wildcards.task} --data {input.data} --teacher-dir {input.teacher}"
+        ON_GPUS_DDP + "python -m glueslim distill --task {wildcards.task} --data {input.data} --teacher-dir {input.teacher}"
         " --teacher-outputs {input.teacher_outputs} --out {output} --checkpoint-dir {params.checkpoints}"
         " --threads {threads} {params.args} > {log} 2>&1"

@@ -23,7 +23,7 @@ rule predict:
         mem_mb=RES["infer"]["mem_mb"],
         runtime=RES["infer"]["runtime"],
     shell:
-        "python -m glueslim predict --task {params.task} --stem {wildcards.stem} --data {input.data}"
+        ON_GPUS + "python -m glueslim predict --task {params.task} --stem {wildcards.stem} --data {input.data}"
         " --model-dir {input.model} --out {output} --threads {threads} {params.args} > {log} 2>&1"
 
 

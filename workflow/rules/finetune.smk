@@ -7,10 +7,11 @@ rule finetune_teacher:
         args=lambda w: flags(
             model=config["teacher"]["model"],
             revision=config["teacher"]["revision"],
-            trust_remote_code=config["teacher"]["trust_remote_code"],
+            trust_remote_code=trusts_remote_code(config, config["teacher"]["model"]),
             seed=config["seed"],
             device=config["device"],
             **recipe(w.task),
+            **CUDA_TRAIN,
         ),
         checkpoints="results/checkpoints/teacher/{task}",
     conda:
@@ -21,9 +22,9 @@ rule finetune_teacher:
         "results/benchmarks/finetune_teacher/{task}.tsv"
     threads: THREADS
     resources:
-        gpu=GPU,
+        gpu=TRAIN_GPU,
         mem_mb=RES["train"]["mem_mb"],
         runtime=RES["train"]["runtime"],
     shell:
-        "python -m glueslim finetune --task {wildcards.task} --data {input.data} --out {output}"
+        ON_GPUS_DDP + "python -m glueslim finetune --task {wildcards.task} --data {input.data} --out {output}"
         " --checkpoint-dir {params.checkpoints} --threads {threads} {params.args} > {log} 2>&1"

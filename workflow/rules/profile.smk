@@ -2,11 +2,18 @@ rule profile:
     input:
         lambda w: model_dir(w.model, PROFILE_TASK),
     output:
-        "results/profile/{model}.json",
+        report(
+            "results/profile/{model}.json",
+            caption="../report/profile.rst",
+            category="Profiles",
+            labels={"model": "{model}"},
+        ),
     params:
         args=flags(
             seq_length=config["profile"]["seq_length"],
             batch_sizes=config["profile"]["batch_sizes"],
+            seq_lengths=config["profile"]["seq_lengths"],
+            length_batch_size=config["profile"]["length_batch_size"],
             warmup=config["profile"]["warmup"],
             runs=config["profile"]["runs"],
             device=config["device"],
@@ -23,5 +30,5 @@ rule profile:
         mem_mb=RES["infer"]["mem_mb"],
         runtime=RES["infer"]["runtime"],
     shell:
-        "python -m glueslim profile --model-dir {input} --name {wildcards.model} --out {output}"
+        ON_GPUS + "python -m glueslim profile --model-dir {input} --name {wildcards.model} --out {output}"
         " --threads {threads} {params.args} > {log} 2>&1"

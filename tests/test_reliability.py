@@ -1,0 +1,771 @@
+"""Reliability (issue 8): bad input gets a clear error, interrupted work resumes, nothing unsafe reaches the user.
+
+Every test feeds one kind of bad input (a config typo, a damaged TSV, a diverging loss, an out-of-memory
+GPU, a killed job, a crashing writer, a pickle that runs code, a path-escaping target, HTML in a name)
+and checks both the message and that nothing was lost or left half-written. The README's "Reliability"
+section has the table of what is checked where.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from conftest import ROOT, SHARED_HF
+from glueslim import cli, data, io
+from glueslim.cli import UserError
+from glueslim.config import (
+    ConfigError, check_config, check_schema, config_problems, model_ref_problem, schema_problems,
+    trusts_remote_code,
+)
+from glueslim.modeling import load_classifier, load_tokenizer
+from glueslim.tasks import get_task
+from glueslim.train import (
+    NonFiniteLossError, add_training_arguments, encode, length_grouped_batches, predict_logits, save_model, train,
+)
+
+SCHEMA_PATH = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA = yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+# ================================================================ config
+
+def merged(base: dict, over: dict) -> dict:
+    """Snakemake's --configfile merge: mappings merge key by key, anything else is replaced."""
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def full_config() -> dict:
+    return yaml.safe_load((ROOT / "config.yaml").read_text())
+
+
+def with_defaults(cfg: dict) -> dict:
+    from snakemake.utils import validate
+
+    cfg = copy.deepcopy(cfg)
+    validate(cfg, str(SCHEMA_PATH))
+    return cfg
+
+
+def rename_first_student(cfg: dict, name: str) -> dict:
+    cfg = copy.deepcopy(cfg)
+    if isinstance(cfg["students"], dict):
+        first = next(iter(cfg["students"]))
+        cfg["students"][name] = cfg["students"].pop(first)
+    else:
+        cfg["students"][0]["name"] = name
+    return cfg
+
+
+def test_shipped_config_and_presets_pass_the_check():
+    assert schema_problems(full_config(), SCHEMA) == []
+    for preset in sorted((ROOT / "presets").glob("*.yaml")):
+        assert schema_problems(merged(full_config(), yaml.safe_load(preset.read_text())), SCHEMA) == [], preset
+    assert config_problems(with_defaults(full_config())) == []  # bert-base-uncased: a well-formed hub id
+
+
+def test_typo_names_the_key_path_the_value_and_the_fix():
+    cfg = full_config()
+    cfg["finetune"]["learning_rte"] = 1e-4
+    with pytest.raises(ConfigError) as e:
+        check_schema(cfg, SCHEMA_PATH)
+    msg = str(e.value)
+    assert "finetune.learning_rte: unknown key (value 0.0001); did you mean learning_rate?" in msg
+    assert "finetune takes: learning_rate, epochs" in msg
+    assert "Additional properties" not in msg and "$schema" not in msg  # no schema dump
+    assert len(msg.splitlines()) == 2  # the header and one line per problem
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (lambda c: c["finetune"].update(epochs=0), "finetune.epochs = 0: expected an integer >= 1"),
+    (lambda c: c["finetune"].update(learning_rate="2e-5"),
+     "finetune.learning_rate = '2e-5': expected a number > 0, <= 1; YAML reads 2e-5 as text: write 2.0e-5"),
+    (lambda c: c["finetune"].update(batch_size=True), "finetune.batch_size = true: expected an integer >= 1"),
+    (lambda c: c.update(device="gpu"), "device = 'gpu': expected one of auto, cpu, cuda"),
+    (lambda c: c["finetune"]["per_task"].update(rte={"epoch": 3}),
+     "finetune.per_task.rte.epoch: unknown key (value 3); did you mean epochs?"),
+    (lambda c: c["finetune"].pop("batch_size"), "finetune.batch_size: missing; expected an integer >= 1"),
+    (lambda c: c["teacher"].update(trust_remote_code=True),
+     "teacher.trust_remote_code: unknown key (value true); remote code is allowed per model: list the model"),
+    (lambda c: c["data"].update(max_train_examples={"cola": 0}),
+     "data.max_train_examples.cola = 0: expected an integer >= 1"),
+    (lambda c: c["data"].update(max_train_examples="lots"), "data.max_train_examples = 'lots': expected null or"),
+    (lambda c: c.update(spam=1), "spam: unknown key (value 1)"),
+    (lambda c: c["teacher"].update(model="bert base"), "teacher.model = 'bert base': expected a string"),
+])
+def test_each_schema_violation_is_one_clear_line(edit, expected):
+    cfg = full_config()
+    edit(cfg)
+    problems = schema_problems(cfg, SCHEMA)
+    assert len(problems) == 1 and problems[0].startswith(expected), problems
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (lambda c: c.update(tasks=["sst2", "sst3"]), "tasks[1] = 'sst3': expected one of cola, sst2, mrpc"),
+    (lambda c: c["finetune"]["per_task"].update(mrcp={"epochs": 2}),
+     "finetune.per_task: key 'mrcp' is not allowed: expected one of cola, sst2"),
+    (lambda c: c["data"].update(max_train_examples={"qnli2": 5}), "data.max_train_examples: key 'qnli2' is not allowed"),
+    (lambda c: c["profile"].update(task="ax"), "profile.task = 'ax': expected one of cola, sst2"),
+])
+def test_unknown_task_names_are_reported(edit, expected):
+    cfg = full_config()
+    edit(cfg)
+    problems = schema_problems(cfg, SCHEMA)
+    assert any(p.startswith(expected) for p in problems), problems
+    assert any("did you mean" in p for p in problems) or "ax" in expected
+
+
+@pytest.mark.parametrize("name", ["../evil", "teacher", "a/b", ".hidden", "x" * 65, "café", "-dash", ""])
+def test_student_names_that_could_leave_results_are_rejected(name):
+    problems = schema_problems(rename_first_student(full_config(), name), SCHEMA)
+    assert problems and all("a folder name under results/" in p for p in problems), problems
+    assert any(repr(name) in p for p in problems)
+
+
+def test_every_problem_is_reported_at_once():
+    cfg = full_config()
+    cfg["tasks"] = ["sst3"]
+    cfg["finetune"]["learning_rte"] = 1
+    cfg["threads"] = 0
+    with pytest.raises(ConfigError) as e:
+        check_schema(cfg, SCHEMA_PATH)
+    assert "3 problems" in str(e.value) and len(str(e.value).splitlines()) == 4
+
+
+def test_model_references(tmp_path, tiny_bert):
+    assert model_ref_problem(str(tiny_bert)) is None
+    assert model_ref_problem("bert-base-uncased") is None and model_ref_problem("org/model-1.5") is None
+    (tmp_path / "empty").mkdir()
+    assert "holds no config.json" in model_ref_problem(str(tmp_path / "empty"))
+    for bad in ["org/name/extra", "../missing", "./models/x", "/abs/nowhere", "~/nowhere"]:
+        assert "looks like a path" in model_ref_problem(bad), bad
+    for bad in ["org--x/y", "-org/name", "org/na me", "a" * 97]:
+        assert "neither a local folder nor a Hugging Face hub id" in model_ref_problem(bad), bad
+    # offline: the hub id must be in the cache
+    msg = model_ref_problem("org/not-cached", offline=True, cache=str(tmp_path))
+    assert "is not in the Hugging Face cache" in msg and "hf.offline is on" in msg
+    if (SHARED_HF / "models--sentence-transformers--all-MiniLM-L6-v2").is_dir():
+        assert model_ref_problem("sentence-transformers/all-MiniLM-L6-v2", offline=True, cache=str(SHARED_HF)) is None
+
+
+def test_config_checks_beyond_the_schema(tmp_path, tiny_bert):
+    cfg = with_defaults(full_config())
+    cfg["teacher"]["model"] = str(tiny_bert)  # 4 layers
+    cfg["tasks"] = ["sst2"]
+    cfg["profile"]["task"] = "rte"
+    cfg["trust_remote_code"] = ["../x/y/z"]
+    cfg["hf"] = {"offline": True, "cache": str(tmp_path / "no-cache")}
+    students = cfg["students"] if isinstance(cfg["students"], list) else [{"name": k, **v} for k, v in cfg["students"].items()]
+    students = [s for s in students if s.get("arch", "distilbert") == "distilbert"][:1]
+    students[0].update(num_layers=2, layer_map=[0, 1, 2])
+    cfg["students"] = students
+    cfg["baselines"] = [{"name": "b1", "model": "org/not-cached", "revision": None}] if "baselines" in cfg else []
+    problems = config_problems(cfg)
+    text = "\n".join(problems)
+    assert "hf.cache = " in text and "no such folder" in text
+    assert "profile.task = 'rte': expected one of the configured tasks sst2" in text
+    assert "trust_remote_code[0]: '../x/y/z' looks like a path" in text
+    assert "layer_map [0, 1, 2] has 3 entries but num_layers = 2" in text
+    if "baselines" in full_config():
+        assert "baselines[0].model (b1): 'org/not-cached' (revision main) is not in the Hugging Face cache" in text
+    students[0].update(num_layers=None, layer_map=[0, 4])
+    cfg.update(trust_remote_code=[], profile={**cfg["profile"], "task": None}, hf={"offline": False, "cache": None},
+               baselines=[])
+    assert config_problems(cfg) == [f"students.{students[0]['name']}.layer_map = [0, 4]: layers [4] do not exist "
+                                    "in the teacher (layers 0..3)"]
+    with pytest.raises(ConfigError, match="checked at start-up"):
+        check_config(cfg)
+
+
+def test_trust_remote_code_only_for_named_models():
+    cfg = {"trust_remote_code": ["org/trusted"]}
+    assert trusts_remote_code(cfg, "org/trusted")
+    assert not trusts_remote_code(cfg, "org/other") and not trusts_remote_code(cfg, "org/Trusted")
+    assert not trusts_remote_code({}, "org/trusted") and not trusts_remote_code({"trust_remote_code": []}, "x")
+
+
+# ---- the same checks through Snakemake, before any job ----------------------------------------------
+
+def snakemake(workdir: Path, config: dict, *extra: str) -> subprocess.CompletedProcess:
+    cfg = workdir / "config.yaml"
+    cfg.write_text(yaml.safe_dump(config))
+    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])}
+    env.pop("GLUE_DIR", None)
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
+         "--configfile", str(cfg), "--cores", "1", *extra],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+
+
+def dry_run_config(tmp_path: Path) -> dict:
+    """The tiny test config on a stub GLUE copy (train and dev files exist) and a stub teacher folder."""
+    glue = tmp_path / "glue"
+    for d in ("SST-2", "STS-B"):
+        (glue / d).mkdir(parents=True)
+        for f in ("train.tsv", "dev.tsv"):
+            (glue / d / f).write_text("x\n")
+    teacher = tmp_path / "teacher-model"
+    teacher.mkdir()
+    (teacher / "config.json").write_text(json.dumps({"num_hidden_layers": 4}))
+    cfg = yaml.safe_load((ROOT / ".test" / "config.yaml").read_text())
+    if isinstance(cfg["students"], dict):  # the older {name: settings} form
+        cfg["students"] = [{"name": k, **v} for k, v in cfg["students"].items()]
+    cfg["data"]["glue_dir"] = str(glue)
+    cfg["teacher"]["model"] = str(teacher)
+    for b in cfg.get("baselines") or []:
+        b["model"] = str(teacher)
+    return cfg
+
+
+def test_snakemake_reports_config_problems_before_any_job(tmp_path):
+    cfg = dry_run_config(tmp_path)
+    cfg["tasks"] = ["sst2", "sst3"]
+    cfg["finetune"]["learning_rte"] = 1e-4
+    cfg["teacher"]["model"] = "org/name/extra"  # well-formed for the schema; the start-up check catches it
+    res = snakemake(tmp_path, cfg, "-n")
+    out = res.stdout + res.stderr
+    assert res.returncode != 0
+    assert "tasks[1] = 'sst3': expected one of cola, sst2" in out
+    assert "finetune.learning_rte: unknown key (value 0.0001); did you mean learning_rate?" in out
+    assert "Additional properties are not allowed" not in out  # not Snakemake's schema dump
+    assert not (tmp_path / "results").exists() and not (tmp_path / "logs").exists()
+    del cfg["finetune"]["learning_rte"]
+    cfg["tasks"] = ["sst2"]
+    res = snakemake(tmp_path, cfg, "-n")
+    assert res.returncode != 0
+    assert "teacher.model: 'org/name/extra' looks like a path but is not a folder holding a model" in res.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_wildcards_cannot_escape_results_and_remote_code_needs_a_name(tmp_path):
+    cfg = dry_run_config(tmp_path)
+    # targets a rule would match if its wildcards took any string ("teacher/x", "sst2/x", an unknown student)
+    for target in ["results/scores/teacher/x.json", "results/data/sst2/x", "results/models/evil/sst2"]:
+        res = snakemake(tmp_path, cfg, "-n", target)
+        assert res.returncode != 0 and "MissingRuleException" in res.stdout + res.stderr, (target, res.stderr[-2000:])
+    # a configured target is fine, and the teacher is fine-tuned without --trust-remote-code ...
+    res = snakemake(tmp_path, cfg, "-n", "-p", "results/models/teacher/sst2")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "glueslim finetune" in res.stdout and "--trust-remote-code" not in res.stdout
+    # ... unless the config names exactly that model
+    cfg["trust_remote_code"] = [cfg["teacher"]["model"]]
+    res = snakemake(tmp_path, cfg, "-n", "-p", "results/models/teacher/sst2")
+    assert res.returncode == 0 and "--trust-remote-code" in res.stdout
+    assert not (tmp_path / "results").exists()
+
+
+# ================================================================ data
+
+def write(path: Path, content: bytes | str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
+    return path
+
+
+RTE_HEADER = "index\tsentence1\tsentence2\tlabel\n"
+STSB_HEADER = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n"
+STSB_META = "main-captions\tMSRvid\t2012test\t0001\tnone\tnone"
+
+
+@pytest.mark.parametrize("task, content, line, message", [
+    # wrong column count: a stray tab, a missing column, a blank line
+    ("rte", RTE_HEADER + "0\ta\tb\tentailment\n1\ta\tb\tc\tentailment\n", 3, "5 columns, expected 4"),
+    ("rte", RTE_HEADER + "0\ta\tentailment\n", 2, "3 columns, expected 4"),
+    ("rte", RTE_HEADER + "0\ta\tb\tentailment\n\n", 3, "0 columns, expected 4"),
+    # a stray quote that opens a field spanning the tab: counted literally, never merged with the next line
+    ("rte", RTE_HEADER + '0\t"a\tb"\tc\tentailment\n1\ta\tb\tentailment\n', 2, "5 columns, expected 4"),
+    # empty or whitespace-only text
+    ("rte", RTE_HEADER + "0\t\tb\tentailment\n", 2, "empty text_a ('')"),
+    ("rte", RTE_HEADER + "0\ta\t  \tentailment\n", 2, "empty text_b ('  ')"),
+    ("sst2", "sentence\tlabel\n\t1\n", 2, "empty text_a"),
+    # labels outside the task's set
+    ("rte", RTE_HEADER + "0\ta\tb\tneutral\n", 2, "label 'neutral' is not one of entailment, not_entailment"),
+    ("mrpc", "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n2\t1\t2\ta\tb\n", 2, "label '2' is not one of 0, 1"),
+    ("cola", "gj04\t1\t\tfine.\ngj04\tx\t*\tbad.\n", 2, "label 'x' is not one of 0, 1"),
+    ("qqp", "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate\n0\t1\t2\ta?\tb?\t\n", 2, "label '' is not one of 0, 1"),
+    # non-numeric or out-of-range STS-B scores
+    ("stsb", STSB_HEADER + f"0\t{STSB_META}\ta\tb\tfour\n", 2, "score 'four' is not a number"),
+    ("stsb", STSB_HEADER + f"0\t{STSB_META}\ta\tb\t\n", 2, "score '' is not a number"),
+    ("stsb", STSB_HEADER + f"0\t{STSB_META}\ta\tb\tinf\n", 2, "score 'inf' is outside [0, 5]"),
+    # truncated files: the last line cut mid-row, a file cut inside a UTF-8 character, an index gap
+    ("rte", RTE_HEADER + "0\ta\tb\tentailment\n1\tThe cut", 3, "2 columns, expected 4"),
+    ("sst2", "sentence\tlabel\ncaf\xe9 \t1\n".encode("utf-8")[:-5], 2, "not valid UTF-8"),
+    ("rte", RTE_HEADER + "0\ta\tb\tentailment\n2\tc\td\tentailment\n", 3, "index column is '2' but this is data row 1"),
+    # damaged copies: a NUL byte, a line past the csv field limit
+    ("sst2", b"sentence\tlabel\nfine\t1\nb\x00d\t0\n", 3, "NUL byte in the row"),
+    ("sst2", b"sentence\tlabel\nfine\t1\n" + b"x" * 200_000 + b"\t0\n", 3, "unreadable row"),
+])
+def test_malformed_tsv_rows_name_file_and_line(tmp_path, task, content, line, message):
+    path = write(tmp_path / "f.tsv", content)
+    split = "train"
+    with pytest.raises(UserError) as e:
+        data.read_glue_tsv(task, split, path)
+    assert str(e.value).startswith(f"{path}:{line}: "), str(e.value)
+    assert message in str(e.value)
+
+
+def test_empty_and_header_only_files(tmp_path):
+    for content, message in [("", "empty file"), ("index\tsentence1\tsentence2\tlabel\n", "no data rows")]:
+        path = write(tmp_path / "dev.tsv", content)
+        with pytest.raises(UserError, match=re.escape(f"{path}: {message}")):
+            data.read_glue_tsv("rte", "validation", path)
+
+
+def test_known_quirks_are_kept_not_dropped_or_merged(tmp_path):
+    """Policy: unbalanced quotes are text, CRLF line ends and a leading BOM are accepted, text is verbatim."""
+    content = ("\ufeff" + RTE_HEADER + '0\t" He said so.\tShe "agreed.\tentailment\r\n'
+               "1\tIraq\u00e2\x80\x99s \tx\x12y\tnot_entailment\r\n2\ta\tb\tentailment")
+    recs = data.read_glue_tsv("rte", "train", write(tmp_path / "train.tsv", content))
+    assert [r["idx"] for r in recs] == [0, 1, 2]  # every line is one row: none merged, none dropped
+    assert recs[0]["text_a"] == '" He said so.' and recs[0]["text_b"] == 'She "agreed.'
+    assert recs[1] == {"idx": 1, "text_a": "Iraq\u00e2\x80\x99s ", "text_b": "x\x12y", "label": 1}
+
+
+def test_truncated_download_and_missing_split_stop_prepare_and_write_nothing(tmp_path):
+    glue = tmp_path / "glue"
+    write(glue / "RTE" / "train.tsv", RTE_HEADER + "".join(f"{i}\ta{i}\tb{i}\tentailment\n" for i in range(5)))
+    out = tmp_path / "out"
+    with pytest.raises(UserError, match=r"task rte: missing .*RTE/dev.tsv \(needed for evaluation\)"):
+        data.prepare("rte", out, glue_dir=str(glue))
+    write(glue / "RTE" / "dev.tsv", RTE_HEADER + "0\ta\tb\tentailment\n")
+    with pytest.raises(UserError, match=r"RTE/train.tsv: 5 data rows, the official file has 2490; a truncated download"):
+        data.prepare("rte", out, glue_dir=str(glue))
+    write(glue / "RTE" / "dev.tsv", RTE_HEADER + "0\ta\tb\tentailment\n1\ta\tb\tmaybe\n")  # train is fine, dev is not
+    with pytest.raises(UserError, match=r"RTE/dev.tsv:3: label 'maybe'"):
+        data.prepare("rte", out, glue_dir=str(glue), check_row_counts=False)
+    assert not out.exists() and not list(tmp_path.glob(".out.*"))  # nothing half-written
+
+
+def test_hub_without_a_required_split(tmp_path, monkeypatch):
+    import datasets
+    import huggingface_hub
+
+    def fake_load(name, config, revision=None):
+        return datasets.DatasetDict({"train": datasets.Dataset.from_dict(
+            {"sentence": ["a"], "label": [0], "idx": [0]})})
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    monkeypatch.setattr(huggingface_hub.HfApi, "dataset_info", lambda *a, **k: (_ for _ in ()).throw(OSError()))
+    with pytest.raises(UserError, match="nyu-mll/glue/sst2 has no split validation"):
+        data.prepare("sst2", tmp_path / "out", check_row_counts=False)
+    assert not (tmp_path / "out").exists()
+
+
+# ================================================================ training
+
+def targs(tmp_path: Path, **kw) -> argparse.Namespace:
+    p = argparse.ArgumentParser()
+    add_training_arguments(p)
+    a = p.parse_args(["--checkpoint-dir", str(tmp_path / "ckpt"), "--device", "cpu", "--threads", "1"])
+    a.__dict__.update(epochs=2, batch_size=8, learning_rate=1e-3, max_seq_length=32, eval_batch_size=16)
+    a.__dict__.update(kw)
+    return a
+
+
+def feats(tokenizer, n: int = 48) -> list[dict]:
+    words = ["good", "bad", "fine", "awful", "great", "poor"]
+    rows = [{"idx": 100 + i, "text_a": f"{words[i % 6]} film " + "really " * (i % 5) + str(i), "text_b": None,
+             "label": int(i % 2 == 0)} for i in range(n)]
+    return encode(tokenizer, rows, 32)
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_bert):
+    return tiny_bert, load_tokenizer(str(tiny_bert))
+
+
+def model_of(tiny_bert) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return load_classifier(str(tiny_bert), get_task("sst2"))
+
+
+def nan_at(call: int):
+    n = {"calls": 0}
+
+    def loss_fn(logits, batch):
+        n["calls"] += 1
+        loss = torch.nn.functional.cross_entropy(logits, batch["labels"])
+        return loss * float("nan") if n["calls"] == call else loss
+
+    return loss_fn
+
+
+@pytest.mark.parametrize("call, epoch, step", [(3, 1, 3), (6 + 2, 2, 2)])
+def test_non_finite_loss_names_epoch_step_and_batch(tiny, tmp_path, call, epoch, step):
+    model_path, tok = tiny
+    f = feats(tok)
+    args = targs(tmp_path)
+    with pytest.raises(NonFiniteLossError) as e:
+        train(model_of(model_path), tok, get_task("sst2"), f, f[:16], args, loss_fn=nan_at(call))
+    batch = length_grouped_batches([len(x["input_ids"]) for x in f], 8, seed=args.seed * 1000 + epoch)[step - 1]
+    idx = ", ".join(str(f[i]["idx"]) for i in batch)
+    msg = str(e.value)
+    assert f"training loss is nan at epoch {epoch}, step {step} of 6 (optimizer step {6 * (epoch - 1) + step})" in msg
+    assert f"on the batch of training examples with idx {idx};" in msg
+    assert "Lower learning_rate (now 0.001)" in msg
+    ckpt = tmp_path / "ckpt"
+    assert not (ckpt / f"epoch_{epoch}").exists()  # nothing of the diverged epoch is kept ...
+    if epoch == 2:  # ... and nothing before it is lost
+        assert (ckpt / "epoch_1" / "DONE").exists() and f"the checkpoint of epoch 1 stays in {ckpt}" in msg
+    else:
+        assert "no epoch had completed" in msg
+
+
+def oom_forward(monkeypatch, when):
+    """Make the tiny BERT's forward raise CUDA OOM when `when(n_training_calls, training)` says so."""
+    from transformers import BertForSequenceClassification
+
+    real = BertForSequenceClassification.forward
+    n = {"train": 0}
+
+    def forward(self, *a, **k):
+        if self.training:
+            n["train"] += 1
+        if when(n["train"], self.training):
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(BertForSequenceClassification, "forward", forward)
+
+
+def test_gpu_oom_in_training_gives_advice_and_the_advice_resumes(tiny, tmp_path, monkeypatch, caplog):
+    model_path, tok = tiny
+    f = feats(tok)
+    with monkeypatch.context() as m:
+        oom_forward(m, lambda n, training: training and n == 6 + 4)  # epoch 2, step 4
+        with pytest.raises(UserError) as e:
+            train(model_of(model_path), tok, get_task("sst2"), f, f[:16], targs(tmp_path))
+    msg = str(e.value)
+    assert isinstance(e.value.__cause__, torch.cuda.OutOfMemoryError)
+    assert msg.startswith("GPU out of memory in epoch 2, step 4 of 6, on a batch of 8 sequences of")
+    assert ("lower batch_size from 8 to 4 and set gradient_accumulation_steps to 2 (the effective batch stays 8)"
+            in msg)
+    assert "or lower max_seq_length (now 32)" in msg and "students.<name>.train" in msg
+    assert (tmp_path / "ckpt" / "epoch_1" / "DONE").exists()
+    # following the advice keeps the completed epoch
+    caplog.set_level(logging.INFO, logger="glueslim.train")
+    hist = train(model_of(model_path), tok, get_task("sst2"), f, f[:16],
+                 targs(tmp_path, batch_size=4, gradient_accumulation_steps=2))
+    assert "resuming after epoch 1" in caplog.text and [r["epoch"] for r in hist] == [1, 2]
+
+
+def test_gpu_oom_in_evaluation_names_eval_batch_size(tiny, monkeypatch):
+    model_path, tok = tiny
+    f = feats(tok, 20)
+    from transformers import DataCollatorWithPadding
+
+    oom_forward(monkeypatch, lambda n, training: not training)
+    with pytest.raises(UserError, match=r"GPU out of memory running the model on a batch of 16 sequences .*"
+                                        r"lower eval_batch_size \(now 16\), e.g. to 8"):
+        predict_logits(model_of(model_path), f, DataCollatorWithPadding(tok), 16, "cpu")
+
+
+def prepared_sst2(root: Path, n_train: int, n_dev: int = 32) -> Path:
+    words = ["good", "bad", "fine", "awful", "great", "poor", "dull", "bright"]
+    rows = [{"idx": i, "text_a": " ".join(words[(i * k) % 8] for k in range(1, 12 + i % 7)), "text_b": None,
+             "label": int(i % 3 == 0)} for i in range(n_train + n_dev)]
+    io.atomic_write_jsonl(root / "train.jsonl", rows[:n_train])
+    io.atomic_write_jsonl(root / "validation.jsonl", [{**r, "idx": j} for j, r in enumerate(rows[n_train:])])
+    return root
+
+
+def test_gpu_oom_through_the_cli_is_one_line_without_a_traceback(tiny, tmp_path, monkeypatch, capsys):
+    model_path, _ = tiny
+    d = prepared_sst2(tmp_path / "data", 24, 8)
+    oom_forward(monkeypatch, lambda n, training: training and n == 2)
+    with pytest.raises(SystemExit) as e:
+        cli.main(["finetune", "--task", "sst2", "--data", str(d), "--model", str(model_path), "--out",
+                  str(tmp_path / "out"), "--checkpoint-dir", str(tmp_path / "ckpt"), "--device", "cpu",
+                  "--threads", "1", "--batch-size", "8", "--epochs", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2
+    assert err[-1].startswith("glueslim finetune: error: GPU out of memory in epoch 1, step 2 of 3")
+    assert "Traceback" not in "\n".join(err) and not (tmp_path / "out").exists()
+
+
+def test_gradient_accumulation_steps_the_optimizer_once_per_group(tiny, tmp_path, monkeypatch):
+    model_path, tok = tiny
+    f = feats(tok)  # 48 examples: 6 micro-batches of 8 per epoch
+    n = {"steps": 0}
+    real = torch.optim.AdamW.step
+
+    def step(self, *a, **k):
+        n["steps"] += 1
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", step)
+    hist = train(model_of(model_path), tok, get_task("sst2"), f, f[:16], targs(tmp_path, gradient_accumulation_steps=4))
+    assert n["steps"] == 2 * 2  # groups of 4 + 2 micro-batches, two epochs
+    assert [r["step"] for r in hist] == [2, 4]
+
+
+def test_a_checkpoint_of_another_recipe_is_not_resumed(tiny, tmp_path, caplog):
+    model_path, tok = tiny
+    f = feats(tok)
+    with pytest.raises(NonFiniteLossError):
+        train(model_of(model_path), tok, get_task("sst2"), f, f[:16], targs(tmp_path), loss_fn=nan_at(6 + 1))
+    assert (tmp_path / "ckpt" / "epoch_1" / "DONE").exists()
+    (tmp_path / "ckpt" / ".epoch_2.abc.tmp").mkdir()  # what a kill during a checkpoint write leaves
+    caplog.set_level(logging.INFO, logger="glueslim.train")
+    hist = train(model_of(model_path), tok, get_task("sst2"), f, f[:16], targs(tmp_path, learning_rate=5e-4))
+    assert "not resuming from" in caplog.text and "changed: learning_rate" in caplog.text
+    assert "resuming after" not in caplog.text and [r["epoch"] for r in hist] == [1, 2]
+    assert not list((tmp_path / "ckpt").glob(".epoch_*"))
+
+
+def test_resume_reads_safetensors_and_unpickles_only_with_weights_only(tiny, tmp_path, monkeypatch, caplog):
+    model_path, tok = tiny
+    f = feats(tok)
+
+    def dies_in_epoch_two(logits, batch, n={"calls": 0}):
+        n["calls"] += 1
+        if n["calls"] == 6 + 2:
+            raise KeyboardInterrupt
+        return torch.nn.functional.cross_entropy(logits, batch["labels"])
+
+    with pytest.raises(KeyboardInterrupt):
+        train(model_of(model_path), tok, get_task("sst2"), f, f[:16], targs(tmp_path), loss_fn=dies_in_epoch_two)
+    ckpt = tmp_path / "ckpt" / "epoch_1"
+    assert (ckpt / "model.safetensors").exists() and not list(ckpt.glob("pytorch_model*.bin"))
+    calls = []
+    real = torch.load
+
+    def spy(*a, **k):
+        calls.append(k.get("weights_only"))
+        return real(*a, **k)
+
+    monkeypatch.setattr(torch, "load", spy)
+    caplog.set_level(logging.INFO, logger="glueslim.train")
+    train(model_of(model_path), tok, get_task("sst2"), f, f[:16], targs(tmp_path))
+    assert "resuming after epoch 1" in caplog.text
+    assert len(calls) >= 3 and all(c is True for c in calls), calls  # optimizer, scheduler, RNG states
+    assert "Could not load random states" not in caplog.text
+
+
+def test_a_killed_finetune_resumes_from_its_last_checkpoint(tiny, tmp_path):
+    """SIGKILL a real `python -m glueslim finetune` once epoch 1 is checkpointed, run it again."""
+    model_path, _ = tiny
+    d = prepared_sst2(tmp_path / "data", 600)
+    ckpt, out = tmp_path / "ckpt", tmp_path / "out"
+    cmd = [sys.executable, "-m", "glueslim", "finetune", "--task", "sst2", "--data", str(d), "--model",
+           str(model_path), "--out", str(out), "--checkpoint-dir", str(ckpt), "--epochs", "3", "--batch-size", "8",
+           "--max-seq-length", "64", "--learning-rate", "1e-3", "--device", "cpu", "--threads", "1"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    with open(tmp_path / "first.log", "w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + 240
+        while not (ckpt / "epoch_1" / "DONE").exists():
+            assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "epoch 1 never finished"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    done = sorted(int(p.name.split("_")[1]) for p in ckpt.glob("epoch_*") if (p / "DONE").exists())
+    assert done and done[-1] < 3, f"the run finished before the kill ({done})"
+    last = done[-1]
+    before = json.loads((ckpt / f"epoch_{last}" / "glueslim_state.json").read_text())["history"]
+    assert not out.exists()  # the killed job left no result
+
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert f"resuming after epoch {last} from {ckpt / f'epoch_{last}'}" in res.stderr
+    assert [f"epoch {e}:" in res.stderr for e in (1, 2, 3)] == [e > last for e in (1, 2, 3)]  # no epoch redone
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1, 2, 3] and log[:last] == before
+    assert json.loads((out / "glueslim.json").read_text())["task"] == "sst2"
+    assert (out / "model.safetensors").exists() and not ckpt.exists()  # checkpoints are spent once saved
+
+
+# ================================================================ outputs
+
+def test_a_crashing_writer_leaves_no_file_and_keeps_the_old_one(tmp_path):
+    target = tmp_path / "scores" / "teacher.json"
+    with pytest.raises(ValueError):
+        io.atomic_write_json(target, {"score": float("nan")})  # strict JSON: refused before anything lands
+    assert not target.exists() and (not target.parent.exists() or list(target.parent.iterdir()) == [])
+    io.atomic_write_json(target, {"score": 0.5})
+    with pytest.raises(ValueError):
+        io.atomic_write_json(target, {"score": float("inf")})
+    assert json.loads(target.read_text()) == {"score": 0.5}  # the previous result is intact
+    with pytest.raises(RuntimeError), io.atomic_file(tmp_path / "half.tsv") as tmp:
+        tmp.write_text("idx\tlabel\n0\t")
+        raise RuntimeError("crash mid-write")
+    assert not (tmp_path / "half.tsv").exists() and not list(tmp_path.glob(".half.tsv.*"))
+    with pytest.raises(RuntimeError), io.atomic_dir(tmp_path / "models" / "m") as d:
+        (d / "config.json").write_text("{}")
+        raise RuntimeError("crash mid-save")
+    assert list((tmp_path / "models").iterdir()) == []
+
+
+def test_a_killed_writer_leaves_only_a_hidden_temp_file(tmp_path):
+    target = tmp_path / "predictions" / "sst2.tsv"
+    code = ("import sys, time; from glueslim.io import atomic_file\n"
+            f"with atomic_file({str(target)!r}) as tmp:\n"
+            "    f = open(tmp, 'w'); f.write('idx\\tlabel\\n0\\t'); f.flush()\n"
+            "    print('writing', flush=True); time.sleep(60)\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout.readline().strip() == "writing"
+    proc.kill()
+    proc.wait(timeout=30)
+    assert not target.exists()
+    assert [p.name.startswith(".sst2.tsv.") and p.name.endswith(".tmp") for p in target.parent.iterdir()] == [True]
+
+
+def test_a_crash_while_saving_a_model_keeps_the_checkpoints(tiny, tmp_path, monkeypatch):
+    model_path, tok = tiny
+    ckpt = tmp_path / "ckpt"
+    (ckpt / "epoch_2").mkdir(parents=True)
+    (ckpt / "epoch_2" / "DONE").write_text("ok\n")
+    monkeypatch.setattr(type(tok), "save_pretrained", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError, match="disk full"):
+        save_model(model_of(model_path), tok, tmp_path / "models" / "teacher" / "sst2", {"task": "sst2"}, [], ckpt)
+    assert list((tmp_path / "models" / "teacher").iterdir()) == []  # no half model folder
+    assert (ckpt / "epoch_2" / "DONE").exists()  # a re-run can still resume
+
+
+def test_prediction_writer_refuses_mismatched_rows(tmp_path):
+    from glueslim.evaluate import write_predictions
+
+    with pytest.raises(ValueError):
+        write_predictions(tmp_path / "p.tsv", [{"idx": 0, "label": 1}, {"idx": 1, "label": 0}], [1])
+    assert list(tmp_path.iterdir()) == []
+
+
+# ================================================================ safety
+
+def test_pickle_checkpoints_cannot_run_code(tiny, tmp_path):
+    model_path, _ = tiny
+    marker = tmp_path / "PWNED"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    from safetensors.torch import load_file
+
+    evil = tmp_path / "evil-model"
+    evil.mkdir()
+    for f in model_path.iterdir():
+        if f.name != "model.safetensors":
+            shutil.copy(f, evil / f.name)
+    state = load_file(model_path / "model.safetensors")
+    torch.save({**state, "x": Payload()}, evil / "pytorch_model.bin")
+    with pytest.raises(UserError, match="refused to load its PyTorch pickle checkpoint"):
+        load_classifier(str(evil), get_task("sst2"))
+    assert not marker.exists()
+    # beside safetensors weights the pickle is not even opened
+    shutil.copy(model_path / "model.safetensors", evil / "model.safetensors")
+    load_classifier(str(evil), get_task("sst2"))
+    assert not marker.exists()
+
+
+def test_remote_code_does_not_run_unless_trusted(tiny, tmp_path):
+    model_path, _ = tiny
+    marker = tmp_path / "REMOTE_CODE_RAN"
+    repo = tmp_path / "remote-model"
+    shutil.copytree(model_path, repo)
+    cfg = json.loads((repo / "config.json").read_text())
+    cfg["auto_map"] = {"AutoConfig": "custom.MyConfig", "AutoModelForSequenceClassification": "custom.MyModel"}
+    (repo / "config.json").write_text(json.dumps(cfg))
+    (repo / "custom.py").write_text(
+        f"open({str(marker)!r}, 'w').write('ran')\n"
+        "from transformers import BertConfig, BertForSequenceClassification\n"
+        "class MyConfig(BertConfig):\n    model_type = 'bert'\n"
+        "class MyModel(BertForSequenceClassification):\n    config_class = MyConfig\n")
+    load_tokenizer(str(repo))
+    load_classifier(str(repo), get_task("sst2"))
+    assert not marker.exists()
+
+
+def test_finetune_cli_runs_remote_code_only_with_the_flag():
+    from glueslim import finetune
+
+    p = argparse.ArgumentParser()
+    finetune.add_arguments(p)
+    base = ["--task", "sst2", "--data", "d", "--model", "m", "--out", "o", "--checkpoint-dir", "c"]
+    assert p.parse_args(base).trust_remote_code is False
+    assert p.parse_args(base + ["--trust-remote-code"]).trust_remote_code is True
+
+
+class Tags(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags: list[str] = []
+        self.attrs: set[str] = set()
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.attrs.update(name for name, _ in attrs)
+
+
+def parse(html: str) -> Tags:
+    t = Tags()
+    t.feed(html)
+    return t
+
+
+EVIL_STRINGS = ['<img src=x onerror=alert(1)>', '" onmouseover="alert(2)', "</script><script>alert(3)</script>",
+                "<b>bold</b> & 'quote'"]
+
+
+def test_every_config_and_data_string_is_escaped_in_html(tmp_path):
+    """Names, methods, base models, hyperparameters, data paths, device strings and config values all carry
+    markup; the page must show them as text: the same tags and attributes as a page with plain strings."""
+    from glueslim import report
+    from test_report import STUDENT, TASKS, TEACHER, make_results
+
+    def page(root: Path, strings: list[str]) -> tuple[dict, str]:
+        a, b, c, d = strings
+        student = a.replace("/", "_")
+        results = make_results(root, student_name=student, method=b)
+        for p in (results / "models").glob("*/*/glueslim.json"):
+            meta = json.loads(p.read_text())
+            meta.update(base_model=c, hyperparameters={d: c, "lr": 1e-4})
+            p.write_text(json.dumps(meta))
+        for p in (results / "profile").glob("*.json"):
+            prof = json.loads(p.read_text())
+            prof["device"].update(cpu_model=a, name=b, gpu_name=c, cpu_flags=[d, "avx2"], torch=d)
+            p.write_text(json.dumps(prof))
+        for p in (results / "data").glob("*/manifest.json"):
+            man = json.loads(p.read_text())
+            man["source"] = {"kind": "local", "glue_dir": a}
+            for f in man["source_files"]:
+                f["path"] = f"{b}/{c}.tsv"
+            p.write_text(json.dumps(man))
+        config = {"teacher": {"model": c}, "note": d, a: b, "students": [{"name": student}]}
+        doc = report.build_leaderboard(results, [TEACHER, student], TEACHER, TASKS, config)
+        return doc, report.render_html(doc)
+
+    plain = ["plain-a", "plain b", "plain c", "plain d"]
+    _, clean = page(tmp_path / "clean", plain)
+    doc, html = page(tmp_path / "evil", EVIL_STRINGS)
+    clean_tags, evil_tags = parse(clean), parse(html)
+    assert sorted(evil_tags.tags) == sorted(clean_tags.tags)  # no tag was injected ...
+    assert evil_tags.attrs == clean_tags.attrs  # ... and no attribute (onerror, onmouseover)
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html and "alert(3)" in html  # shown, as text
+    block = re.search(r'<script type="application/json" id="leaderboard-data">(.*?)</script>', html, re.S)
+    assert block and "<" not in block.group(1)  # the embedded JSON cannot end its script block
+    embedded = json.loads(block.group(1))
+    assert embedded["provenance"]["config"]["teacher"]["model"] == EVIL_STRINGS[2]
+    assert STUDENT not in [r["model"] for r in doc["rows"]]
