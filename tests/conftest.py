@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("GLUESLIM_SHARED", ROOT.parent / "shared"))
@@ -36,3 +39,17 @@ def make_tiny_bert(path: Path, layers: int = 4, hidden: int = 32, vocab: Path | 
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory) -> Path:
     return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), vocab=SHARED_VOCAB)
+
+
+def run_snakemake(workdir: Path, config: dict, *extra: str, cores: int = 2,
+                  timeout: int = 1500) -> subprocess.CompletedProcess:
+    """Run the workflow on `config` in `workdir` (this venv's snakemake; $GLUE_DIR unset)."""
+    cfg = workdir / "config.yaml"
+    cfg.write_text(yaml.safe_dump(config))
+    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])}
+    env.pop("GLUE_DIR", None)
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
+         "--configfile", str(cfg), "--cores", str(cores), *extra],
+        capture_output=True, text=True, env=env, timeout=timeout,
+    )

@@ -163,6 +163,26 @@ def test_peak_flops_and_floor():
     assert with_floor(entry, None, 1e12)["floor_ms"] is None
 
 
+def test_int8_model_peak_includes_the_int8_kernel(tiny):
+    import copy
+    import warnings
+
+    from torch.ao.quantization import quantize_dynamic
+
+    from glueslim.profile import has_int8_linear, measure_peak
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        int8 = quantize_dynamic(copy.deepcopy(tiny), {torch.nn.Linear}, dtype=torch.qint8)
+    assert has_int8_linear(int8) and not has_int8_linear(tiny)
+    assert set(measure_peak("cpu", tiny)["candidates"]) == {"float32"}
+    peak = measure_peak("cpu", int8)  # a float32 peak would not bound int8 kernels: the faster one is kept
+    assert set(peak["candidates"]) == {"float32", "int8"}
+    assert peak["flops_per_s"] == max(peak["candidates"].values())
+    i8 = measure_peak_flops("cpu", kind="int8_dynamic", sizes=(64,), runs=2, warmup=1)
+    assert i8["dtype"] == "int8" and i8["flops_per_s"] > 0 and "int8" in i8["method"]
+
+
 def test_plan_points_times_each_point_once_and_skips_too_long():
     points, skipped = plan_points(128, [1, 8, 32], [512, 32, 128, 1024], 1, max_len=512)
     assert points == [(1, 128), (8, 128), (32, 128), (1, 32), (1, 512)]  # (1, 128) is in both sweeps
@@ -197,7 +217,8 @@ def test_profile_command_end_to_end(tiny, tmp_path):
         ref = count_macs(tiny, m["seq_length"])
         assert (m["total"], m["linear"], m["attention"]) == (ref["total"], ref["linear"], ref["attention"])
     peak = got["peak_flops"]["flops_per_s"]
-    assert peak > 0
+    assert peak > 0 and peak == max(got["peak_flops"]["measured_flops_per_s"])  # before and after the sweep
+    assert len(got["peak_flops"]["measured_flops_per_s"]) == 2
     macs = {m["seq_length"]: m["total"] for m in got["macs_by_length"]}
     for r in got["latency"]:
         assert r["runs"] == MIN_RUNS and r["warmup"] == 1 and r["threads"] == threads and r["device"] == "cpu"

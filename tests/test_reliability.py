@@ -26,7 +26,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import ROOT, SHARED_HF
+from conftest import ROOT, run_snakemake, SHARED_HF
 from glueslim import cli, data, io
 from glueslim.cli import UserError
 from glueslim.config import (
@@ -205,15 +205,7 @@ def test_trust_remote_code_only_for_named_models():
 # ---- the same checks through Snakemake, before any job ----------------------------------------------
 
 def snakemake(workdir: Path, config: dict, *extra: str) -> subprocess.CompletedProcess:
-    cfg = workdir / "config.yaml"
-    cfg.write_text(yaml.safe_dump(config))
-    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])}
-    env.pop("GLUE_DIR", None)
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
-         "--configfile", str(cfg), "--cores", "1", *extra],
-        capture_output=True, text=True, env=env, timeout=300,
-    )
+    return run_snakemake(workdir, config, *extra, cores=1, timeout=300)
 
 
 def dry_run_config(tmp_path: Path) -> dict:

@@ -59,7 +59,8 @@ def _profile(model: str, device_name: str = "cpu") -> dict:
         "macs_by_length": [{"seq_length": n, "total": PARAMS[model] * n, "linear": PARAMS[model] * n - 7 * n * n,
                             "attention": 7 * n * n, "other": 0} for n in (32, 128, 512)],
         "size_on_disk_bytes": PARAMS[model] * 4,
-        "peak_flops": {"flops_per_s": PEAK, "method": "best of timed square torch.matmul", "dtype": "float32",
+        "peak_flops": {"flops_per_s": PEAK, "candidates": {"float32": PEAK},
+                       "method": "best of timed square torch.matmul", "dtype": "float32",
                        "matmul_sizes": [512, 1024], "best_size": 1024, "runs": 10, "warmup": 2, "threads": 2,
                        "tf32": None},
         "sweeps": {"batch": {"seq_length": 128, "batch_sizes": [1, 32]},
@@ -202,11 +203,33 @@ def test_latency_sweeps_floor_and_macs_split(results):
     assert e["floor_ms"] == pytest.approx(2 * STUDENT_PARAMS * 128 * 32 / PEAK * 1000)
     assert e["pct_of_peak"] == pytest.approx(e["floor_ms"] / 80.0 * 100)
     assert (e["runs"], e["warmup"], e["threads"], e["device"]) == (20, 3, 2, "cpu")
-    assert s["timing"] == {"device": "cpu", "device_type": "cpu", "threads": 2, "warmup": 3, "runs": 20}
+    assert s["timing"] == {"device": "cpu", "device_type": "cpu", "threads": 2, "warmup": 3, "runs": 20,
+                           "peak_flops_per_s": PEAK, "peak_dtype": "float32"}
     assert s["peak_flops_per_s"] == PEAK and doc["provenance"]["peak_flops"]["flops_per_s"] == PEAK
     assert s["macs_linear"] == STUDENT_PARAMS * 100 and s["macs_attention"] == 1000
     assert s["macs_by_length"]["seq_512"] == {"total": STUDENT_PARAMS * 512,
                                               "linear": STUDENT_PARAMS * 512 - 7 * 512**2, "attention": 7 * 512**2}
+
+
+def test_floor_uses_the_device_best_peak(results):
+    # the student's job measured a lower peak (load from elsewhere): the device's best, the teacher's, is used
+    path = results / "profile" / f"{STUDENT}.json"
+    prof = json.loads(path.read_text())
+    prof["peak_flops"].update(flops_per_s=PEAK / 2, candidates={"float32": PEAK / 2})
+    path.write_text(json.dumps(prof))
+    doc = build(results)
+    s = row_of(doc, STUDENT)
+    assert s["peak_flops_per_s"] == PEAK and s["timing"]["peak_dtype"] == "float32"
+    assert s["latency_ms"]["batch_1"]["floor_ms"] == pytest.approx(2 * STUDENT_PARAMS * 128 / PEAK * 1000)
+    assert doc["provenance"]["device_peak_flops"] == {"float32": PEAK}
+    # an int8 model: its faster int8 kernel bounds it, the float32 one does not
+    prof["peak_flops"].update(flops_per_s=4 * PEAK, dtype="int8", candidates={"float32": PEAK / 2, "int8": 4 * PEAK})
+    path.write_text(json.dumps(prof))
+    doc = build(results)
+    s, t = row_of(doc, STUDENT), row_of(doc, TEACHER)
+    assert s["peak_flops_per_s"] == 4 * PEAK and s["timing"]["peak_dtype"] == "int8"
+    assert t["peak_flops_per_s"] == PEAK  # the teacher runs float32 kernels only
+    assert s["latency_ms"]["batch_1"]["floor_ms"] == pytest.approx(2 * STUDENT_PARAMS * 128 / (4 * PEAK) * 1000)
 
 
 def test_profile_without_sweeps_still_reads(results):

@@ -158,6 +158,12 @@ ROWS = [{"idx": i, "text_a": f"the movie was good and the actors were great {i}"
         for i in range(6)]
 
 
+def test_words_split_off_punctuation_like_bert():
+    from glueslim.tinybert import _words
+
+    assert _words("Three men, playing chess.") == ["Three", "men", ",", "playing", "chess", "."]
+
+
 def test_augmentation_is_deterministic_and_replaces_single_piece_words(tiny_bert, teacher):
     from glueslim.modeling import load_tokenizer
 
@@ -262,3 +268,25 @@ def test_general_distillation_lowers_its_loss_and_feeds_task_distillation(tiny_b
     (tmp_path / "abl" / "tinybert.json").write_text(json.dumps(doc))
     (table,) = read_ablations(tmp_path / "abl")
     assert len(table["rows"]) == 3 and table["columns"][-1]["format"] == "pct"
+
+
+@pytest.mark.e2e
+def test_general_distillation_runs_in_two_processes(tiny_bert, tmp_path):
+    """The multi-GPU path on CPU (torch.distributed.run, gloo): the distiller's every parameter gets a gradient."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    (tmp_path / "corpus.txt").write_text("\n".join(f"good film number {i} was fine" for i in range(32)) + "\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    res = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "glueslim",
+         "tinybert-general", "--teacher", str(tiny_bert), "--corpus", str(tmp_path / "corpus.txt"),
+         "--out", str(tmp_path / "gen"), "--num-layers", "2", "--hidden-size", "16", "--num-heads", "2",
+         "--intermediate-size", "32", *_train_flags(tmp_path, "ckpt", epochs=1)],
+        env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    log_ = [json.loads(line) for line in (tmp_path / "gen" / "train_log.jsonl").read_text().splitlines()]
+    assert log_[-1]["processes"] == 2

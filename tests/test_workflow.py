@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,21 +13,13 @@ import yaml
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score
 
-from conftest import ROOT, SHARED_GLUE, SHARED_HF, make_tiny_bert, SHARED_VOCAB, needs_shared
+from conftest import ROOT, run_snakemake, SHARED_GLUE, SHARED_HF, make_tiny_bert, SHARED_VOCAB, needs_shared
 
 pytestmark = [pytest.mark.e2e, needs_shared]
 
 
 def snakemake(workdir: Path, config: dict, *extra: str) -> subprocess.CompletedProcess:
-    cfg = workdir / "config.yaml"
-    cfg.write_text(yaml.safe_dump(config))
-    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])}
-    env.pop("GLUE_DIR", None)
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
-         "--configfile", str(cfg), "--cores", "2", *extra],
-        capture_output=True, text=True, env=env, timeout=1500,
-    )
+    return run_snakemake(workdir, config, *extra, cores=2, timeout=1500)
 
 
 def copy_head(src: Path, dst: Path, n: int, header: bool = True) -> None:
@@ -125,6 +115,13 @@ def test_tiny_workflow_runs_end_to_end(tmp_path):
     # a re-run has nothing to do
     res = snakemake(tmp_path, base_config(glue, str(model), tasks), "-n")
     assert "Nothing to be done" in res.stdout + res.stderr
+    # Snakemake's own report: the leaderboard, the figures and every profile, with captions
+    res = snakemake(tmp_path, base_config(glue, str(model), tasks), "--report", str(tmp_path / "report.zip"))
+    assert res.returncode == 0, res.stderr[-4000:]
+    import zipfile
+    names = zipfile.ZipFile(tmp_path / "report.zip").namelist()
+    for f in ("leaderboard.html", "leaderboard.json", "pareto.svg", "latency_vs_length.svg", "teacher.json"):
+        assert any(n.endswith("/" + f) for n in names), f
 
 
 def test_missing_split_fails_before_any_job(tmp_path):

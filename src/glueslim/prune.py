@@ -12,7 +12,6 @@ before loading the weights. An optional recovery fine-tune follows.
 from __future__ import annotations
 
 import argparse
-import math
 from contextlib import contextmanager
 
 import torch

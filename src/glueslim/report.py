@@ -412,6 +412,31 @@ def _glue(scores: dict[str, float | None], tasks: Sequence[str], exclude: tuple[
     return gtasks.glue_score({t: scores[t] for t in wanted})
 
 
+def _device_key(profile: dict) -> str:
+    d = profile.get("device") if isinstance(profile.get("device"), dict) else {}
+    return json.dumps([d.get(k) for k in ("type", "name", "gpu_name", "threads")])
+
+
+def _peak_candidates(peak: dict) -> dict[str, float]:
+    """{kernel dtype: FLOP/s} measured in one profile job."""
+    cands = peak.get("candidates") if isinstance(peak.get("candidates"), dict) else {}
+    out = {str(k): v for k, v in cands.items() if _num(v) is not None and v > 0}
+    if not out and _num(peak.get("flops_per_s")) and peak.get("dtype"):
+        out[str(peak["dtype"])] = float(peak["flops_per_s"])
+    return out
+
+
+def _device_peaks(profiles: Mapping[str, dict]) -> dict[str, dict[str, float]]:
+    """{device key: {kernel dtype: best FLOP/s over every profile taken on that device}}."""
+    out: dict[str, dict[str, float]] = {}
+    for prof in profiles.values():
+        peak = prof.get("peak_flops") if isinstance(prof.get("peak_flops"), dict) else {}
+        best = out.setdefault(_device_key(prof), {})
+        for kind, v in _peak_candidates(peak).items():
+            best[kind] = max(best.get(kind, 0.0), float(v))
+    return out
+
+
 def _per_task_path(value: Any, task: str) -> Any:
     """A path whose folder is named after the task, with that folder written as {task}."""
     if not isinstance(value, str) or "/" not in value:
@@ -501,6 +526,7 @@ def build_leaderboard(
     t_glue = _glue(t_scores, tasks)
     t_glue_nw = _glue(t_scores, tasks, exclude=("wnli",))
 
+    device_peaks = _device_peaks(profiles)
     rows = []
     for m in models:
         prof = profiles[m]
@@ -522,6 +548,17 @@ def build_leaderboard(
         peak = prof.get("peak_flops") if isinstance(prof.get("peak_flops"), dict) else {}
         dev_m = prof.get("device") if isinstance(prof.get("device"), dict) else {}
         timed = [*lat.values(), *lat_len.values()]
+        # floors against the device's best measured peak of the model's kernels (every profile on
+        # the same device counts: the peak belongs to the device, one job's measurement may be low)
+        peak_flops, peak_dtype = None, peak.get("dtype")
+        for kind in _peak_candidates(peak):
+            best = device_peaks.get(_device_key(prof), {}).get(kind)
+            if best is not None and (peak_flops is None or best > peak_flops):
+                peak_flops, peak_dtype = best, kind
+        for e in timed:
+            if e.get("macs") is not None and peak_flops:
+                e["floor_ms"] = 2 * e["macs"] / peak_flops * 1000.0
+                e["pct_of_peak"] = e["floor_ms"] / e["median"] * 100.0 if e.get("median") else None
         task_scores = {t: (e["score"] if e else None) for t, e in scores[m]["tasks"].items()}
         glue = _glue(task_scores, tasks)
         glue_nw = _glue(task_scores, tasks, exclude=("wnli",))
@@ -564,13 +601,15 @@ def build_leaderboard(
             "latency_by_length_ms": lat_len,
             "speedup_by_length": {k: _ratio(t_lat_len[k]["median"], v["median"])
                                   for k, v in lat_len.items() if k in t_lat_len},
-            "peak_flops_per_s": _num(peak.get("flops_per_s")),
+            "peak_flops_per_s": peak_flops,
             "timing": {
                 "device": dev_m.get("name"),
                 "device_type": dev_m.get("type"),
                 "threads": dev_m.get("threads"),
                 "warmup": min((e["warmup"] for e in timed if _num(e.get("warmup")) is not None), default=None),
                 "runs": min((e["runs"] for e in timed if _num(e.get("runs")) is not None), default=None),
+                "peak_flops_per_s": peak_flops,
+                "peak_dtype": peak_dtype if peak_flops is not None else None,
             },
             "compression": _ratio(t_params, params.get("total")),
             "peak_memory_mb": _num(prof.get("peak_memory_mb")),
@@ -636,6 +675,7 @@ def build_leaderboard(
             "versions": versions,
             "device": dev,
             "peak_flops": t_prof.get("peak_flops"),
+            "device_peak_flops": device_peaks.get(_device_key(t_prof), {}),
             "data": data,
             "stage_seconds": read_stage_seconds(results / "benchmarks", warnings),
         },
@@ -942,23 +982,29 @@ def svg_pareto(
                      f"<title>{esc(tip)}</title></circle>")
         text = f'{p["name"]}{" ★" if on else ""}'
         w, h = 6.4 * len(text), 12.0
-        # right of the marker, else left, above, below: the first spot clear of other labels and markers
+        # candidate spots around the marker; the one overlapping other labels, markers and the frame least
         spots = [(cx + r + 3, cy + 4, "start"), (cx - r - 3, cy + 4, "end"),
-                 (cx, cy - r - 4, "middle"), (cx, cy + r + 12, "middle")]
+                 (cx, cy - r - 4, "middle"), (cx, cy + r + 12, "middle"),
+                 (cx + r * 0.7 + 2, cy - r * 0.7 - 2, "start"), (cx + r * 0.7 + 2, cy + r * 0.7 + 10, "start"),
+                 (cx - r * 0.7 - 2, cy - r * 0.7 - 2, "end"), (cx - r * 0.7 - 2, cy + r * 0.7 + 10, "end"),
+                 (cx + r + 3, cy - 10, "start"), (cx + r + 3, cy + 18, "start"),
+                 (cx - r - 3, cy - 10, "end"), (cx - r - 3, cy + 18, "end")]
 
         def box(x: float, y: float, anchor: str) -> tuple[float, float, float, float]:
             x0 = x if anchor == "start" else x - w if anchor == "end" else x - w / 2
             return (x0, y - h + 2, x0 + w, y + 2)
 
-        def clear(b: tuple[float, float, float, float]) -> bool:
-            if b[0] < left or b[2] > left + pw + 60 or b[1] < top - 6 or b[3] > top + ph:
-                return False
-            if any(b[0] < q[2] and q[0] < b[2] and b[1] < q[3] and q[1] < b[3] for q in placed):
-                return False
-            return not any(b[0] < ox + orr and ox - orr < b[2] and b[1] < oy + orr and oy - orr < b[3]
-                           for ox, oy, orr in circles if (ox, oy, orr) != (cx, cy, r))
+        def overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+            return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
 
-        x, y, anchor = next((s for s in spots if clear(box(*s))), spots[0])
+        def cost(b: tuple[float, float, float, float]) -> float:
+            frame = (left, top - 6, left + pw + 60, top + ph)
+            outside = w * h - overlap(b, frame)
+            return (3 * outside + 2 * sum(overlap(b, q) for q in placed)
+                    + sum(overlap(b, (ox - orr, oy - orr, ox + orr, oy + orr))
+                          for ox, oy, orr in circles if (ox, oy, orr) != (cx, cy, r)))
+
+        x, y, anchor = min(spots, key=lambda sp: cost(box(*sp)))  # ties: the earlier spot
         placed.append(box(x, y, anchor))
         labels.append(f'<text class="point-label" x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}">{esc(text)}</text>')
     parts.extend(labels)  # on top of every marker
@@ -1129,6 +1175,8 @@ def _timing_text(t: Mapping[str, Any] | None) -> str:
         bits.append(f"{t['threads']} thread{'' if t['threads'] == 1 else 's'}")
     if t.get("runs") is not None:
         bits.append(f"{t.get('warmup', '?')} warm-up + {t['runs']} timed runs")
+    if t.get("peak_flops_per_s") is not None:
+        bits.append(f"peak {_si(t['peak_flops_per_s'])}" + (f" ({t['peak_dtype']})" if t.get("peak_dtype") else ""))
     return " · ".join(b for b in bits if b) or "—"
 
 

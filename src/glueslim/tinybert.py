@@ -29,6 +29,7 @@ import json
 import logging
 import math
 import random
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -273,7 +274,9 @@ class IntermediateDistiller(nn.Module):
             t = _feature(m["feature"], m["teacher_layer"], t_out, t_cap)
             key = f"{m['feature']}:{m['student_layer']}<-{m['teacher_layer']}"
             parts[key] = m["weight"] * match_loss(m, s, t, self.proj[str(i)] if m["proj"] else None, mask)
-        loss = torch.stack(list(parts.values())).sum()
+        # + 0 * logits: the head takes part in the graph, so DistributedDataParallel finds a gradient for every
+        # parameter (stage 1 trains no prediction loss)
+        loss = torch.stack(list(parts.values())).sum() + 0.0 * s_out.logits.float().sum()
         return SimpleNamespace(loss=loss, logits=s_out.logits, parts={k: v.detach() for k, v in parts.items()})
 
 
@@ -491,13 +494,13 @@ def augment_rows(rows: list[dict], tokenizer, copies: int, prob: float, candidat
                  embeddings: torch.Tensor | None = None, mlm=None, batch_size: int = 64,
                  max_seq_length: int = 128) -> list[dict]:
     """`copies` augmented versions of every row, deterministic given `seed` (each word's choice comes from a
-    random.Random seeded by (seed, example idx, copy)). Words are whitespace-separated; a word that is one
+    random.Random seeded by (seed, example idx, copy)). Words are split off spaces and punctuation; a word that is one
     vocabulary token is replaced with probability `prob` by one of `candidates` candidates: the MLM head's
     best tokens at its position with every chosen word of that copy masked at once (one batched forward
     per `batch_size` copies, not one per word), or its nearest neighbours in `embeddings`. Words of several
     word pieces are kept. Augmented rows get idx -(1 + i*copies + c) and `source_idx`."""
     fields = [k for k in ("text_a", "text_b") if rows and rows[0].get(k) is not None]
-    words = sorted({w for r in rows for f in fields for w in r[f].split()})
+    words = sorted({w for r in rows for f in fields for w in _words(r[f])})
     enc = tokenizer(words, add_special_tokens=False)["input_ids"] if words else []
     single = {w: ids[0] for w, ids in zip(words, enc) if len(ids) == 1}
     exclude = _bad_token_ids(tokenizer)
@@ -505,7 +508,7 @@ def augment_rows(rows: list[dict], tokenizer, copies: int, prob: float, candidat
     for i, r in enumerate(rows):
         for c in range(copies):
             rng = random.Random(f"{seed}:{r['idx']}:{c}")
-            plan = {f: [(w, w in single and rng.random() < prob, rng.random()) for w in r[f].split()]
+            plan = {f: [(w, w in single and rng.random() < prob, rng.random()) for w in _words(r[f])]
                     for f in fields}
             plans.append((i, c, plan))
     vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
@@ -536,10 +539,16 @@ def augment_rows(rows: list[dict], tokenizer, copies: int, prob: float, candidat
     return out
 
 
+def _words(text: str) -> list[str]:
+    """Words and punctuation marks, as BERT's basic tokenizer splits them ("chess." -> "chess", ".")."""
+    return re.findall(r"\w+|[^\w\s]", text)
+
+
 @torch.no_grad()
 def _mlm_candidates(plans, fields, tokenizer, mlm, k, exclude, batch_size, max_len) -> list[dict]:
     """For every plan: {(field, word position): [k candidate tokens]} from one masked forward per copy."""
     device = next(mlm.parameters()).device
+    batch_size = min(batch_size, 16)  # the logits are batch x length x vocabulary
     res: list[dict] = []
     for s in range(0, len(plans), batch_size):
         part = plans[s:s + batch_size]
@@ -646,9 +655,11 @@ def run_tinybert_distill(args: argparse.Namespace) -> None:
     lr1, lr2 = args.stage1_learning_rate or args.learning_rate, args.stage2_learning_rate or args.learning_rate
     T = args.temperature
     stage1 = []
+    used = sorted({m["feature"] for m in matches}) if e1 > 0 else []
     if e1 > 0 and matches:
         wrapper = IntermediateDistiller(student, teacher, matches)
-        stage1 = train(wrapper, tokenizer, task, train_feats, dev_feats, _stage_args(args, e1, lr1, ckpt / "stage1"),
+        # no dev evaluation in stage 1: the head is not trained yet
+        stage1 = train(wrapper, tokenizer, task, train_feats, [], _stage_args(args, e1, lr1, ckpt / "stage1"),
                        loss_fn=intermediate_loss, forward_fn=distill_forward)
         student = wrapper.student
     del teacher
@@ -663,18 +674,15 @@ def run_tinybert_distill(args: argparse.Namespace) -> None:
         history = stage1
     meta = {
         "model": args.name, "task": task.name,
-        "method": "TinyBERT-style KD (" + ", ".join(
-            sorted({m["feature"] for m in matches}) if e1 > 0 else ["prediction layer only"]) + ")",
+        "method": "TinyBERT-style KD (" + (", ".join(used) or "prediction layer only") + ")",
         "base_model": read_json(Path(args.teacher_dir) / "glueslim.json")["base_model"],
         "teacher": "teacher", "teacher_dir": args.teacher_dir, "arch": "tinybert", "init": args.init,
-        **_student_shape(student), "matches": matches if e1 > 0 else [],
-        "intermediate": sorted({m["feature"] for m in matches}) if e1 > 0 else [],
+        **_student_shape(student), "matches": matches if used else [], "intermediate": used,
         "general_distillation": args.init not in ("random",), "augmented": bool(args.augmented),
         "augmented_rows": len(rows) - len(load_split(args.data, "train")) if args.augmented else 0,
         "stage1_history": stage1,
-        "hyperparameters": {**hyperparameters(args), "temperature": T,
-                            "stage1": {"epochs": e1, "learning_rate": lr1},
-                            "stage2": {"epochs": e2, "learning_rate": lr2}},
+        "hyperparameters": {**hyperparameters(args), "temperature": T, "stage1_epochs": e1,
+                            "stage1_learning_rate": lr1, "stage2_epochs": e2, "stage2_learning_rate": lr2},
     }
     save_model(student, tokenizer, args.out, meta, history, args.checkpoint_dir)
 

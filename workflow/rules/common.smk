@@ -41,14 +41,14 @@ def _check_model_names():
     trained = [TEACHER] + STUDENTS + TINYBERT + BASELINES
     clash = sorted({m for m in MODELS if MODELS.count(m) > 1})
     if clash:
-        raise ValueError(f"config: model names must be unique across students, baselines, pruning and "
-                         f"quantization; used twice: {', '.join(clash)}")
+        sys.exit("glueslim: invalid configuration: model names must be unique across students, baselines, "
+                 f"pruning and quantization; used twice: {', '.join(clash)}")
     for key, names, allowed in (("pruning.models", config["pruning"]["models"], trained),
                                 ("quantization.models", config["quantization"]["models"], trained + list(PRUNED))):
         unknown = [n for n in names if n not in allowed]
         if unknown:
-            raise ValueError(f"config {key}: {', '.join(map(repr, unknown))} is not a model of this run; "
-                             f"expected one of {', '.join(allowed)}")
+            sys.exit(f"glueslim: invalid configuration: {key}: {', '.join(map(repr, unknown))} is not a model "
+                     f"of this run; expected one of {', '.join(allowed)}")
 
 
 _check_model_names()
@@ -56,7 +56,7 @@ _check_model_names()
 STEM_TASK = {stem: t for t in TASKS for _, stem in get_task(t).eval_splits}
 PROFILE_TASK = config["profile"]["task"] or TASKS[0]
 if PROFILE_TASK not in TASKS:
-    raise ValueError(f"config profile.task: {PROFILE_TASK!r} is not one of the configured tasks {TASKS}")
+    sys.exit(f"glueslim: invalid configuration: profile.task: {PROFILE_TASK!r} is not one of the tasks {TASKS}")
 DATA_TASKS = TASKS + (["ax"] if config["include_diagnostic"] else [])
 
 GLUE_DIR = resolve_glue_dir(config["data"]["glue_dir"])

@@ -110,6 +110,7 @@ TB_DISTILL_CMD = (
 rule tinybert_general:
     input:
         data=expand("results/data/{task}", task=TASKS) if not TB_CFG.get("general", {}).get("corpus") else [],
+        corpus=[TB_CFG["general"]["corpus"]] if TB_CFG.get("general", {}).get("corpus") else [],
     output:
         directory("results/general/{tbgeneral}"),
     wildcard_constraints:
