@@ -761,3 +761,16 @@ def test_every_config_and_data_string_is_escaped_in_html(tmp_path):
     embedded = json.loads(block.group(1))
     assert embedded["provenance"]["config"]["teacher"]["model"] == EVIL_STRINGS[2]
     assert STUDENT not in [r["model"] for r in doc["rows"]]
+
+
+def test_atomic_outputs_get_ordinary_permissions(tmp_path):
+    """Temp files are private (0600); the renamed result must be readable like any file the umask allows."""
+    mask = os.umask(0o022)
+    try:
+        io.atomic_write_text(tmp_path / "a.txt", "x")
+        with io.atomic_dir(tmp_path / "d") as d:
+            (d / "f").write_text("y")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755

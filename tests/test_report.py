@@ -583,3 +583,11 @@ def test_html_renders_in_headless_chromium(results, tmp_path):
     assert white < 0.97 * len(rows[::4]) * (width // 4)
     assert bytes.fromhex("fff4d6") in pixels  # the teacher's highlighted row
     assert any(abs(p[0] - 0x1f) < 40 and abs(p[1] - 0x77) < 40 and p[2] > 0x90 for p in pixels)  # chart blue
+
+
+def test_int8_support_is_stated_from_the_cpu_flags():
+    from glueslim.report import int8_support
+
+    assert int8_support(["avx2", "avx512f", "avx512_vnni"]) == "int8 dot-product instructions: AVX512-VNNI"
+    assert "AMX-INT8" in int8_support(["amx_int8", "avx512_vnni"])
+    assert int8_support(["avx2", "fma"]).startswith("no VNNI or AMX")

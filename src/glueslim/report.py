@@ -478,6 +478,16 @@ def _validate_args(models: Sequence[str], teacher: str, tasks: Sequence[str]) ->
         raise UserError(f"task(s) listed twice in --tasks: {', '.join(dup_t)}")
 
 
+def int8_support(cpu_flags: Sequence[str]) -> str:
+    """What the CPU offers int8 kernels: the int8 rows' speed-up depends on it."""
+    flags = set(cpu_flags)
+    have = [name for flag, name in (("amx_int8", "AMX-INT8"), ("avx512_vnni", "AVX512-VNNI"),
+                                    ("avx_vnni", "AVX-VNNI")) if flag in flags]
+    if have:
+        return f"int8 dot-product instructions: {', '.join(have)}"
+    return "no VNNI or AMX int8 instructions: int8 kernels fall back to plain AVX2/AVX-512, smaller speed-ups"
+
+
 def build_leaderboard(
     results: str | os.PathLike,
     models: Sequence[str],
@@ -674,6 +684,7 @@ def build_leaderboard(
             "config_sha256": cfg_sha,
             "versions": versions,
             "device": dev,
+            "int8_support": int8_support((dev or {}).get("cpu_flags") or []),
             "peak_flops": t_prof.get("peak_flops"),
             "device_peak_flops": device_peaks.get(_device_key(t_prof), {}),
             "data": data,
