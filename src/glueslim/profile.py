@@ -152,6 +152,30 @@ def count_macs(model, seq_length: int, batch_size: int = 1) -> dict:
     }
 
 
+def _time_calls(fn, warmup: int, runs: int, device: torch.device) -> list[float]:
+    """Milliseconds of each of `runs` calls of `fn` after `warmup` untimed ones (CUDA events on a GPU)."""
+    cuda = device.type == "cuda"
+    times_ms = []
+    with torch.inference_mode():
+        for _ in range(warmup):
+            fn()
+        if cuda:
+            torch.cuda.synchronize(device)
+        for _ in range(runs):
+            if cuda:
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+                fn()
+                end.record()
+                torch.cuda.synchronize(device)
+                times_ms.append(start.elapsed_time(end))
+            else:
+                t0 = time.perf_counter()
+                fn()
+                times_ms.append((time.perf_counter() - t0) * 1000.0)
+    return times_ms
+
+
 def measure_latency(model, seq_length: int, batch_size: int, warmup: int, runs: int, device) -> dict:
     """Forward-pass latency of `model` (moved to `device`) on random full-length batches."""
     if runs < MIN_RUNS:
@@ -162,24 +186,7 @@ def measure_latency(model, seq_length: int, batch_size: int, warmup: int, runs: 
     model.to(device).eval()
     inputs = _dummy_inputs(model, batch_size, seq_length, device)
     cuda = device.type == "cuda"
-    times_ms = []
-    with torch.inference_mode():
-        for _ in range(warmup):
-            model(**inputs)
-        if cuda:
-            torch.cuda.synchronize(device)
-        for _ in range(runs):
-            if cuda:
-                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                start.record()
-                model(**inputs)
-                end.record()
-                torch.cuda.synchronize(device)
-                times_ms.append(start.elapsed_time(end))
-            else:
-                t0 = time.perf_counter()
-                model(**inputs)
-                times_ms.append((time.perf_counter() - t0) * 1000.0)
+    times_ms = _time_calls(lambda: model(**inputs), warmup, runs, device)
     if len(times_ms) < runs:  # never report from fewer timed runs than were asked for
         raise RuntimeError(f"only {len(times_ms)} of {runs} timed runs completed")
     q1, median, q3 = statistics.quantiles(times_ms, n=4, method="inclusive")
@@ -246,25 +253,9 @@ def measure_peak_flops(device, dtype: torch.dtype = torch.float32, sizes: tuple[
 
             def product():
                 return torch.matmul(a, b)
-        with torch.inference_mode():
-            for _ in range(warmup):
-                product()
-            if cuda:
-                torch.cuda.synchronize(device)
-            for _ in range(runs):
-                if cuda:
-                    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                    start.record()
-                    product()
-                    end.record()
-                    torch.cuda.synchronize(device)
-                    seconds = start.elapsed_time(end) / 1000.0
-                else:
-                    t0 = time.perf_counter()
-                    product()
-                    seconds = time.perf_counter() - t0
-                if seconds > 0 and 2 * n**3 / seconds > best:
-                    best, best_n = 2 * n**3 / seconds, n
+        for ms in _time_calls(product, warmup, runs, device):
+            if ms > 0 and 2 * n**3 / (ms / 1000.0) > best:
+                best, best_n = 2 * n**3 / (ms / 1000.0), n
         del a, product
     return {
         "flops_per_s": best,
