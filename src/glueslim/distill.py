@@ -58,12 +58,17 @@ def run_teacher_outputs(args: argparse.Namespace) -> None:
             "task": args.task, "teacher_dir": args.teacher_dir, "max_seq_length": str(args.max_seq_length)})
 
 
-def add_arguments_distill(p: argparse.ArgumentParser) -> None:
+def add_student_inputs(p: argparse.ArgumentParser) -> None:
+    """What every task-distillation command reads: the task's data, its teacher and the cached logits."""
     p.add_argument("--task", required=True)
     p.add_argument("--data", required=True)
     p.add_argument("--teacher-dir", required=True, help="the fine-tuned teacher of this task")
-    p.add_argument("--teacher-outputs", required=True, help="written by teacher-outputs")
+    p.add_argument("--teacher-outputs", required=True, help="its cached logits, written by teacher-outputs")
     p.add_argument("--name", required=True, help="the student's name in the leaderboard")
+
+
+def add_arguments_distill(p: argparse.ArgumentParser) -> None:
+    add_student_inputs(p)
     p.add_argument("--num-layers", type=int, default=None, help="student depth (default: half the teacher's)")
     p.add_argument("--layer-map", type=int, nargs="+", default=None,
                    help="teacher layer that initialises each student layer (default: every other)")

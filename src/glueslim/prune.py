@@ -116,13 +116,9 @@ def prune_heads(model, heads: dict[int, list[int]]) -> None:
                 holder.all_head_size = attn.query.out_features
     recorded = {int(k): list(v) for k, v in (getattr(model.config, "pruned_heads", None) or {}).items()}
     for layer_idx, drop in heads.items():  # record as indices of the original heads
-        original = [h for h in range(_original_heads(model)) if h not in recorded.get(int(layer_idx), [])]
+        original = [h for h in range(model.config.num_attention_heads) if h not in recorded.get(int(layer_idx), [])]
         recorded[int(layer_idx)] = sorted(recorded.get(int(layer_idx), []) + [original[h] for h in drop])
     model.config.pruned_heads = {str(k): v for k, v in sorted(recorded.items()) if v}
-
-
-def _original_heads(model) -> int:
-    return model.config.num_attention_heads
 
 
 def apply_recorded_pruning(model) -> None:

@@ -608,14 +608,11 @@ def run_tinybert_augment(args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------- task distillation (two stages)
 
 def add_arguments_tinybert_distill(p: argparse.ArgumentParser) -> None:
+    from glueslim.distill import add_student_inputs
     from glueslim.train import add_training_arguments
 
-    p.add_argument("--task", required=True)
-    p.add_argument("--data", required=True)
-    p.add_argument("--teacher-dir", required=True, help="the fine-tuned teacher of this task")
-    p.add_argument("--teacher-outputs", required=True, help="its cached logits (teacher-outputs)")
+    add_student_inputs(p)
     p.add_argument("--augmented", default=None, help="a tinybert-augment folder: its rows join the training set")
-    p.add_argument("--name", required=True)
     p.add_argument("--temperature", type=float, default=1.0, help="prediction-layer soft cross-entropy")
     p.add_argument("--stage1-epochs", type=int, default=None, help="intermediate layers (default --epochs; 0 skips)")
     p.add_argument("--stage1-learning-rate", type=float, default=None, help="default --learning-rate")
