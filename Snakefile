@@ -27,6 +27,11 @@ for key in ("students", "baselines"):
     config[key] = {entry.pop("name"): entry for entry in config[key]}
 
 
+# every job reads tokenized texts from here when another job already tokenized them with the same tokenizer
+# (glueslim.data.tokenize): each task's splits are tokenized once per tokenizer, not once per job
+os.environ.setdefault("GLUESLIM_TOKEN_CACHE", "results/tokens")
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/finetune.smk"

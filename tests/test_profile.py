@@ -202,7 +202,9 @@ def test_profile_command_end_to_end(tiny, tmp_path):
               "--warmup", "1", "--runs", str(MIN_RUNS), "--threads", str(threads), "--device", "cpu"])
     got = json.loads(out.read_text())
     assert list(got) == ["model", "model_dir", "parameters", "macs", "macs_by_length", "size_on_disk_bytes",
-                         "peak_flops", "sweeps", "latency", "peak_memory_mb", "peak_memory_kind", "device"]
+                         "peak_flops", "sweeps", "latency", "latency_compiled", "compile_errors", "peak_memory_mb",
+                         "peak_memory_kind", "device"]
+    assert got["latency_compiled"] == [] and got["compile_errors"] == []  # eager only unless asked
     assert got["model"] == "tiny" and got["model_dir"] == str(model_dir)
     assert got["parameters"] == count_parameters(tiny)
     assert got["macs"] == count_macs(tiny, 16)
@@ -232,6 +234,34 @@ def test_profile_command_end_to_end(tiny, tmp_path):
     assert dev["type"] == "cpu" and dev["threads"] == threads and dev["gpu_name"] is None
     assert set(dev["cpu_flags"]) <= {"avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_tile", "amx_int8",
                                      "amx_bf16", "fma"}
+
+
+def test_profile_times_the_compiled_model_beside_the_eager_one(tiny, tmp_path):
+    model_dir = tmp_path / "tiny"
+    tiny.save_pretrained(model_dir, safe_serialization=True)
+    out = tmp_path / "tiny.json"
+    cli.main(["profile", "--model-dir", str(model_dir), "--name", "tiny", "--out", str(out), "--seq-length", "16",
+              "--batch-sizes", "1", "2", "--seq-lengths", "--compile-batch-sizes", "2", "--warmup", "1",
+              "--runs", str(MIN_RUNS), "--threads", str(torch.get_num_threads()), "--device", "cpu"])
+    got = json.loads(out.read_text())
+    assert [(r["batch_size"], r["seq_length"]) for r in got["latency"]] == [(1, 16), (2, 16)]  # eager, as before
+    (c,) = got["latency_compiled"]
+    assert (c["batch_size"], c["seq_length"], c["compiler"]) == (2, 16, "torch.compile") and c["compile_seconds"] > 0
+    assert c["runs"] == MIN_RUNS and c["macs"] == count_macs(tiny, 16)["total"] * 2
+    assert c["pct_of_peak"] == pytest.approx(c["floor_ms"] / c["median_ms"] * 100)
+    assert got["compile_errors"] == []
+
+
+def test_a_model_that_does_not_compile_keeps_its_eager_figures(tiny, monkeypatch):
+    from glueslim import profile
+
+    def broken(*a, **k):
+        raise RuntimeError("inductor: no C++ compiler")
+
+    monkeypatch.setattr(torch, "compile", lambda model, **k: broken)
+    got = profile.measure_compiled(tiny, [(1, 8)], 1, MIN_RUNS, torch.device("cpu"))
+    assert got["latency"] == []
+    assert got["errors"] == [{"batch_size": 1, "seq_length": 8, "error": "RuntimeError: inductor: no C++ compiler"}]
 
 
 def test_profile_command_bad_input(tmp_path, capsys):

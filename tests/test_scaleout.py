@@ -26,8 +26,9 @@ from glueslim.cli import UserError
 
 
 @pytest.mark.parametrize("requested, device, capability, expected", [
-    ("auto", "cpu", None, "no"),            # CPU training is fp32
+    ("auto", "cpu", None, "no"),            # a CPU without native bf16 trains in fp32
     ("bf16", "cpu", None, "no"),
+    ("fp16", "cpu", None, "no"),
     ("auto", "cuda", (9, 0), "bf16"),       # H100
     ("auto", "cuda", (8, 0), "bf16"),       # A100
     ("auto", "cuda", (8, 6), "bf16"),       # RTX 30xx
@@ -39,6 +40,34 @@ from glueslim.cli import UserError
 ])
 def test_precision_choice(requested, device, capability, expected):
     assert train.choose_precision(requested, device, capability) == expected
+
+
+@pytest.mark.parametrize("requested, expected", [("auto", "bf16"), ("bf16", "bf16"), ("fp16", "no"), ("fp32", "no")])
+def test_cpu_with_native_bf16_trains_in_bf16_unless_told_otherwise(requested, expected):
+    assert train.choose_precision(requested, "cpu", None, cpu_bf16=True) == expected
+
+
+def test_bf16_cpu_training_keeps_fp32_weights_and_learns(tmp_path):
+    """The CPU bf16 path end to end, where this CPU has it: autocast in the loop, fp32 weights saved."""
+    if not train.cpu_has_native_bf16():
+        pytest.skip("this CPU has no AVX512-BF16 or AMX")
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from glueslim.tasks import get_task
+
+    path = make_tiny_bert(tmp_path / "m", layers=2, hidden=32, vocab=SHARED_VOCAB)
+    tok, model = AutoTokenizer.from_pretrained(path), AutoModelForSequenceClassification.from_pretrained(path)
+    rows = [{"idx": i, "text_a": "good fun" if i % 2 else "bad awful", "text_b": None, "label": i % 2}
+            for i in range(64)]
+    feats = train.encode(tok, rows, 16)
+    args = SimpleNamespace(learning_rate=3e-3, epochs=6, batch_size=16, eval_batch_size=32, max_seq_length=16,
+                           warmup_ratio=0.0, weight_decay=0.0, grad_clip=1.0, gradient_accumulation_steps=1,
+                           seed=0, threads=1, device="cpu", precision="auto", tf32=True,
+                           checkpoint_dir=str(tmp_path / "ckpt"))
+    history = train.train(model, tok, get_task("sst2"), feats, feats, args)
+    assert [h["precision"] for h in history] == ["bf16"] * 6
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert history[-1]["val_metrics"]["accuracy"] == 1.0
 
 
 def test_bf16_on_a_gpu_without_it_is_refused():
@@ -70,8 +99,10 @@ def test_accelerator_gets_the_precision_and_tf32_of_the_gpu(monkeypatch, capabil
             assert torch.backends.cuda.matmul.allow_tf32 is tf32 and torch.backends.cudnn.allow_tf32 is tf32
         acc, precision = train.make_accelerator(_training_args(precision="fp32"))
         assert precision == "no"
-        acc, precision = train.make_accelerator(_training_args(device="cpu"))  # CUDA there, CPU asked for
-        assert precision == "no" and acc.kwargs["cpu"] is True
+        for native, want in ((False, "no"), (True, "bf16")):  # CUDA there, CPU asked for: the CPU's own choice
+            monkeypatch.setattr(train, "cpu_has_native_bf16", lambda native=native: native)
+            acc, precision = train.make_accelerator(_training_args(device="cpu"))
+            assert precision == want and acc.kwargs["mixed_precision"] == want and acc.kwargs["cpu"] is True
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
 

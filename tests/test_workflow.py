@@ -112,6 +112,12 @@ def test_tiny_workflow_runs_end_to_end(tmp_path):
     # every rule left a benchmark file and a log
     assert list((tmp_path / "results/benchmarks/finetune_teacher").glob("*.tsv"))
     assert (tmp_path / "logs/distill_student/distil/sst2.log").exists()
+    # tokenization once per tokenizer and task: the fine-tuning jobs tokenized sst2; the student's and the
+    # prediction jobs that came after them read those tokens (a student's tokenizer is the teacher's)
+    assert list((tmp_path / "results/tokens").glob("*.safetensors"))
+    for later in ("logs/distill_student/distil/sst2.log", "logs/predict/distil/sst2.log"):
+        text = (tmp_path / later).read_text()
+        assert "token cache: read" in text and "token cache: tokenized" not in text, later
     # a re-run has nothing to do
     res = snakemake(tmp_path, base_config(glue, str(model), tasks), "-n")
     assert "Nothing to be done" in res.stdout + res.stderr

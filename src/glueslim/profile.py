@@ -332,6 +332,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seq-lengths", type=int, nargs="*", default=[32, 64, 128, 256, 512],
                    help="sequence-length sweep, at --length-batch-size (default 32 64 128 256 512; none: no sweep)")
     p.add_argument("--length-batch-size", type=int, default=1, help="batch size of the length sweep (default 1)")
+    p.add_argument("--compile-batch-sizes", type=int, nargs="*", default=[],
+                   help="also time torch.compile'd forward passes at these batch sizes (at --seq-length), beside "
+                        "the eager ones (default: none)")
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--runs", type=int, default=20, help=f"timed runs per point (at least {MIN_RUNS})")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
@@ -355,6 +358,28 @@ def plan_points(seq_length: int, batch_sizes: list[int], seq_lengths: list[int],
     return points, skipped
 
 
+def measure_compiled(model, points: list[tuple[int, int]], warmup: int, runs: int, device) -> dict:
+    """Latency of torch.compile(model) (inductor, one graph per shape) at each (batch, length) point, with
+    the seconds each compilation took; a model that does not compile (an int8 one, say) gets its error
+    recorded instead, never a failed job."""
+    import torch._dynamo
+
+    compiled, out = torch.compile(model.to(device).eval(), dynamic=False), {"latency": [], "errors": []}
+    for b, n in points:
+        try:
+            t0 = time.perf_counter()
+            with torch.inference_mode():
+                compiled(**_dummy_inputs(model, b, n, device))  # compiles for this shape
+            seconds = time.perf_counter() - t0
+            entry = measure_latency(compiled, n, b, warmup, runs, device)
+            out["latency"].append({**entry, "compile_seconds": round(seconds, 3), "compiler": "torch.compile"})
+        except Exception as e:  # noqa: BLE001 - the eager figures stand; the report says why this one is missing
+            out["errors"].append({"batch_size": b, "seq_length": n, "error": f"{type(e).__name__}: {str(e)[:300]}"})
+            log.warning("torch.compile at batch %d x %d tokens failed: %s", b, n, e)
+    torch._dynamo.reset()
+    return out
+
+
 def run(args: argparse.Namespace) -> None:
     # check cheap arguments before loading anything
     if args.runs < MIN_RUNS:
@@ -364,7 +389,8 @@ def run(args: argparse.Namespace) -> None:
     if args.threads is not None and args.threads < 1:
         raise UserError(f"--threads {args.threads} must be at least 1")
     for flag, values in (("--seq-length", [args.seq_length]), ("--batch-sizes", args.batch_sizes),
-                         ("--seq-lengths", args.seq_lengths), ("--length-batch-size", [args.length_batch_size])):
+                         ("--seq-lengths", args.seq_lengths), ("--length-batch-size", [args.length_batch_size]),
+                         ("--compile-batch-sizes", args.compile_batch_sizes)):
         if any(v < 1 for v in values):
             raise UserError(f"{flag} {' '.join(map(str, values))}: every value must be at least 1")
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -423,6 +449,9 @@ def run(args: argparse.Namespace) -> None:
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
         peak_mb = rss / 2**20 if sys.platform == "darwin" else rss / 2**10
         peak_kind = "process_peak_rss"
+    # after the peak-memory reading, which is the eager model's
+    compiled = measure_compiled(model, [(b, args.seq_length) for b in args.compile_batch_sizes], args.warmup,
+                                args.runs, device) if args.compile_batch_sizes else {"latency": [], "errors": []}
     peaks.append(measure_peak(device, model))
     candidates = {k: max(p["candidates"].get(k, 0.0) for p in peaks) for k in peaks[0]["candidates"]}
     peak = {**max(peaks, key=lambda p: p["flops_per_s"]), "candidates": candidates,
@@ -438,6 +467,12 @@ def run(args: argparse.Namespace) -> None:
                  entry["pct_of_peak"] or float("nan"), entry["runs"], entry["warmup"], entry["threads"],
                  entry["device"])
         latency.append(entry)
+    latency_compiled = [with_floor(e, by_length[e["seq_length"]]["total"], peak["flops_per_s"])
+                        for e in compiled["latency"]]
+    for e in latency_compiled:
+        log.info("torch.compile, batch %3d x %4d tokens: median %9.3f ms (%5.1f%% of peak), compiled in %.1f s",
+                 e["batch_size"], e["seq_length"], e["median_ms"], e["pct_of_peak"] or float("nan"),
+                 e["compile_seconds"])
 
     atomic_write_json(
         args.out,
@@ -456,6 +491,8 @@ def run(args: argparse.Namespace) -> None:
                 "skipped": skipped,
             },
             "latency": latency,
+            "latency_compiled": latency_compiled,
+            "compile_errors": compiled["errors"],
             "peak_memory_mb": round(peak_mb, 3),
             "peak_memory_kind": peak_kind,
             "device": device_info(device, args.threads),

@@ -543,6 +543,8 @@ def build_leaderboard(
         params = prof.get("parameters") or {}
         macs = prof.get("macs") or {}
         lat = _latency(prof)
+        lat_compiled = {f"batch_{e.get('batch_size')}": {**_lat_entry(e), "compile_seconds": _num(e.get("compile_seconds"))}
+                        for e in prof.get("latency_compiled") or [] if isinstance(e, dict)}
         len_bs, lat_len = _latency_by_length(prof)
         points = {(e.get("batch_size"), e.get("seq_length")): e for e in [*lat.values(), *lat_len.values()]}
         for e in points.values():
@@ -557,7 +559,11 @@ def build_leaderboard(
                 warnings.append(f"{m}: {skip.get('seq_length')} tokens not timed ({skip.get('reason')})")
         peak = prof.get("peak_flops") if isinstance(prof.get("peak_flops"), dict) else {}
         dev_m = prof.get("device") if isinstance(prof.get("device"), dict) else {}
-        timed = [*lat.values(), *lat_len.values()]
+        timed = [*lat.values(), *lat_len.values(), *lat_compiled.values()]
+        for err in prof.get("compile_errors") or []:
+            if isinstance(err, dict):
+                warnings.append(f"{m}: no torch.compile figure at batch {err.get('batch_size')} "
+                                f"({str(err.get('error'))[:160]})")
         # floors against the device's best measured peak of the model's kernels (every profile on
         # the same device counts: the peak belongs to the device, one job's measurement may be low)
         peak_flops, peak_dtype = None, peak.get("dtype")
@@ -606,6 +612,7 @@ def build_leaderboard(
             "macs_by_length": _macs_by_length(prof),
             "seq_length": macs.get("seq_length"),
             "latency_ms": lat,
+            "latency_compiled_ms": lat_compiled,
             "speedup": {k: _ratio(t_lat[k]["median"], v["median"]) for k, v in lat.items() if k in t_lat},
             "length_batch_size": len_bs,
             "latency_by_length_ms": lat_len,

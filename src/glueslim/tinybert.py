@@ -66,7 +66,7 @@ def hidden_mse(student: torch.Tensor, teacher: torch.Tensor, proj: nn.Module | N
     if s.shape != teacher.shape:
         raise ValueError(f"hidden states of shape {tuple(s.shape)} and {tuple(teacher.shape)}: a projection "
                          "(proj: linear) is needed when the student and teacher widths differ")
-    return _token_mean((s - teacher).pow(2).mean(-1), mask)
+    return _token_mean((s.float() - teacher.float()).pow(2).mean(-1), mask)  # fp32 under mixed precision too
 
 
 def embedding_mse(student: torch.Tensor, teacher: torch.Tensor, proj: nn.Module | None = None,
@@ -79,13 +79,13 @@ def cosine_loss(student: torch.Tensor, teacher: torch.Tensor, proj: nn.Module | 
                 mask: torch.Tensor | None = None) -> torch.Tensor:
     """1 - cos(student W, teacher) per token, averaged over the non-padding tokens."""
     s = proj(student) if proj is not None else student
-    return _token_mean(1 - F.cosine_similarity(s, teacher, dim=-1), mask)
+    return _token_mean(1 - F.cosine_similarity(s.float(), teacher.float(), dim=-1), mask)
 
 
 def pkd_cls_loss(student: torch.Tensor, teacher: torch.Tensor, proj: nn.Module | None = None) -> torch.Tensor:
     """BERT-PKD: squared distance of the L2-normalised [CLS] vectors (B, d), averaged over the batch."""
     s = proj(student) if proj is not None else student
-    return (F.normalize(s, dim=-1) - F.normalize(teacher, dim=-1)).pow(2).sum(-1).mean()
+    return (F.normalize(s.float(), dim=-1) - F.normalize(teacher.float(), dim=-1)).pow(2).sum(-1).mean()
 
 
 def attention_mse(student: torch.Tensor, teacher: torch.Tensor,
@@ -108,8 +108,8 @@ def soft_cross_entropy(student: torch.Tensor, teacher: torch.Tensor, temperature
     (TinyBERT's, without DistilBERT's T^2 factor); MSE(s, t) for a one-output regression head."""
     if student.shape[-1] == 1:
         return F.mse_loss(student.squeeze(-1).float(), teacher.squeeze(-1).float())
-    p_t = F.softmax(teacher / temperature, dim=-1)
-    return -(p_t * F.log_softmax(student / temperature, dim=-1)).sum(-1).mean()
+    p_t = F.softmax(teacher.float() / temperature, dim=-1)
+    return -(p_t * F.log_softmax(student.float() / temperature, dim=-1)).sum(-1).mean()
 
 
 def uniform_layer_map(student_layers: int, teacher_layers: int) -> list[int]:

@@ -75,7 +75,7 @@ TRAIN_GPU = config["gpu"]["train_gpus"] if GPU else 0  # GPUs per training job: 
 # one; 0 runs the command as it is. --distributed (training): several GPUs -> one process per GPU.
 ON_GPUS = "python -m glueslim.gpus --gpus {resources.gpu} -- "
 ON_GPUS_DDP = "python -m glueslim.gpus --gpus {resources.gpu} --distributed -- "
-CUDA_TRAIN = dict(precision=config["gpu"]["precision"], no_tf32=not config["gpu"]["tf32"])  # training flags
+TRAIN_PRECISION = dict(precision=config["precision"], no_tf32=not config["gpu"]["tf32"])  # training flags
 THREADS = config["threads"]
 RES = config["resources"]
 

@@ -17,7 +17,7 @@ rule finetune_baseline:
             seed=config["seed"],
             device=config["device"],
             **recipe(w.task),
-            **CUDA_TRAIN,
+            **TRAIN_PRECISION,
         ),
         checkpoints="results/checkpoints/{baseline}/{task}",
     conda:
@@ -51,7 +51,7 @@ rule prune_heads:
             seed=config["seed"],
             device=config["device"],
             **recipe(w.task),
-            **CUDA_TRAIN,
+            **TRAIN_PRECISION,
         ),
         checkpoints="results/checkpoints/{pruned}/{task}",
     conda:

@@ -45,7 +45,7 @@ rule distill_student:
             seed=config["seed"],
             device=config["device"],
             **recipe(w.task, config["students"][w.student]["train"]),
-            **CUDA_TRAIN,
+            **TRAIN_PRECISION,
         ),
         checkpoints="results/checkpoints/{student}/{task}",
     conda:

@@ -11,7 +11,7 @@ rule finetune_teacher:
             seed=config["seed"],
             device=config["device"],
             **recipe(w.task),
-            **CUDA_TRAIN,
+            **TRAIN_PRECISION,
         ),
         checkpoints="results/checkpoints/teacher/{task}",
     conda:

@@ -14,6 +14,7 @@ rule profile:
             batch_sizes=config["profile"]["batch_sizes"],
             seq_lengths=config["profile"]["seq_lengths"],
             length_batch_size=config["profile"]["length_batch_size"],
+            compile_batch_sizes=config["profile"]["compile_batch_sizes"] or None,
             warmup=config["profile"]["warmup"],
             runs=config["profile"]["runs"],
             device=config["device"],

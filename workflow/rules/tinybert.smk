@@ -96,7 +96,7 @@ def _tb_args(name, task):
         stage2_epochs=s2.get("epochs"), stage2_learning_rate=s2.get("learning_rate"),
         augmented=f"results/augmented/{task}" if spec.get("augment", True) else None,
         seed=config["seed"], device=config["device"],
-        **recipe(task, spec.get("train") or {}), **CUDA_TRAIN,
+        **recipe(task, spec.get("train") or {}), **TRAIN_PRECISION,
     )
 
 
@@ -127,7 +127,7 @@ rule tinybert_general:
             seed=config["seed"],
             device=config["device"],
             **_tb_recipe(TB_CFG.get("general", {}).get("train")),
-            **CUDA_TRAIN,
+            **TRAIN_PRECISION,
         ),
         data=lambda w, input: " ".join(input.data),
         checkpoints="results/checkpoints/general/{tbgeneral}",
