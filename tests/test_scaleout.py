@@ -432,3 +432,23 @@ def test_two_process_training_resumes_after_a_kill(tmp_path):
     a, b = load_file(tmp_path / "straight" / "model.safetensors"), load_file(tmp_path / "resumed" / "model.safetensors")
     for k in a:
         assert torch.allclose(a[k], b[k], atol=1e-6), k
+
+
+def test_tinybert_ablation_variants_change_one_ingredient_each(tmp_path):
+    """The ablation's jobs, from a dry run: each variant's command differs from the base's in what it names."""
+    tb = {"students": [{"name": "tb", "num_layers": 2, "hidden_size": 32, "num_heads": 2, "intermediate_size": 64,
+                        "init": "general", "augment": True}],
+          "ablation": {"base": "tb", "tasks": ["sst2"],
+                       "variants": ["no-general", "no-augment", "no-general-no-augment", "no-attention"]}}
+    jobs = _dry_run(tmp_path, "local", tinybert=tb, device="cpu")
+    shell = {re.search(r"--out (\S+)", j["shell"]).group(1): j["shell"]
+             for j in jobs if j["rule"] in ("tinybert_distill", "tinybert_ablation_distill")}
+    base = shell["results/models/tb/sst2"]
+    assert "--init results/general/tb" in base and "--augmented results/augmented/sst2" in base
+    variant = {k.split("/")[2]: v for k, v in shell.items() if k.startswith("results/tinybert_ablation/")}
+    assert set(variant) == {"tb-no-general", "tb-no-augment", "tb-no-general-no-augment", "tb-no-attention"}
+    assert "--init random" in variant["tb-no-general"] and "--augmented" in variant["tb-no-general"]
+    assert "--init results/general/tb" in variant["tb-no-augment"] and "--augmented" not in variant["tb-no-augment"]
+    both = variant["tb-no-general-no-augment"]
+    assert "--init random" in both and "--augmented" not in both
+    assert "attention" not in re.search(r"--intermediate ([^-]*)", variant["tb-no-attention"]).group(1)

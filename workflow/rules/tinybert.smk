@@ -17,6 +17,7 @@ if TB_ABL_BASE and not set(TB_ABL_TASKS) <= set(TASKS):
 TB_VARIANT_LABEL = {
     "no-general": "without general distillation (random init)",
     "no-augment": "without data augmentation",
+    "no-general-no-augment": "without general distillation and augmentation",
     "no-embedding": "without the embedding loss",
     "no-attention": "without the attention loss",
     "no-hidden": "without the hidden-state loss",
@@ -26,10 +27,11 @@ TB_VARIANT_LABEL = {
 
 def _tb_variant(base, change):
     spec = dict(TB[base], _general=base)
-    if change == "no-general":
-        spec["init"] = "random"
-    elif change == "no-augment":
-        spec["augment"] = False
+    if change.startswith(("no-general", "no-augment")):  # no-general, no-augment, no-general-no-augment
+        if "general" in change:
+            spec["init"] = "random"
+        if "augment" in change:
+            spec["augment"] = False
     elif change == "no-intermediate":
         spec["intermediate"], spec["matches"] = [], None
     else:
