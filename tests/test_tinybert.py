@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
-from conftest import make_tiny_bert
 from glueslim.cli import main
 from glueslim.tinybert import (
     IntermediateDistiller, ablation_table, attention_mse, augment_rows, capture_qk, check_matches, cosine_loss,
