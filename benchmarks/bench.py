@@ -20,6 +20,7 @@ Timings are wall-clock; run it on an otherwise idle machine.
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime as dt
 import json
 import os
@@ -64,11 +65,15 @@ def _data(args, workdir: Path):
 
 
 def _recipe(args, ckpt: Path) -> argparse.Namespace:
-    return argparse.Namespace(
-        learning_rate=args.learning_rate, epochs=args.epochs, batch_size=args.batch_size, eval_batch_size=128,
-        max_seq_length=args.max_seq_length, warmup_ratio=0.1, weight_decay=0.01, grad_clip=1.0,
-        gradient_accumulation_steps=1, seed=args.seed, threads=args.threads, device="cpu" if args.cpu else "auto",
-        precision="auto", tf32=True, checkpoint_dir=str(ckpt))
+    """glueslim's training arguments as its commands parse them: their defaults, this run's settings."""
+    from glueslim.train import add_training_arguments
+
+    p = argparse.ArgumentParser()
+    add_training_arguments(p)
+    return p.parse_args([
+        "--learning-rate", str(args.learning_rate), "--epochs", str(args.epochs), "--batch-size",
+        str(args.batch_size), "--max-seq-length", str(args.max_seq_length), "--seed", str(args.seed),
+        "--threads", str(args.threads), "--device", "cpu" if args.cpu else "auto", "--checkpoint-dir", str(ckpt)])
 
 
 def _dev_score(model, task, tokenizer, dev_rows, max_len: int) -> dict:
@@ -164,14 +169,14 @@ def run_kd_variant(args, task, train_rows, dev_rows, workdir: Path) -> dict:
     tokenizer = load_tokenizer(str(teacher_dir))
     teacher = load_classifier(str(teacher_dir)).eval()
     student = make_student(teacher, default_layer_map(teacher.config.num_hidden_layers))
-    extra, cache_seconds = None, None
+    cache_seconds = None
     feats = encode(tokenizer, train_rows, args.max_seq_length)
     if args.one == "student-kd-cached":  # teacher_outputs, as its own job: once per task, shared by all students
         t0 = time.perf_counter()
         logits = predict_logits(teacher, feats, DataCollatorWithPadding(tokenizer), 128, torch.device("cpu"))
         cache_seconds = time.perf_counter() - t0
-        extra = {"teacher_logits": logits.tolist()}
-        feats = encode(tokenizer, train_rows, args.max_seq_length, extra=extra)
+        for f, z in zip(feats, logits.tolist()):
+            f["teacher_logits"] = z
 
     if args.one == "student-finetune":
         loss_fn = None
@@ -281,13 +286,11 @@ def section_kd(args, rows: list[dict] | None = None) -> dict:
 
 def _shapes(teacher):
     """Students to time against the teacher: the workflow's own ways of shrinking it (random weights do)."""
+    import torch
+
     from glueslim.modeling import default_layer_map, make_student
     from glueslim.prune import heads_to_prune, prune_heads
     from glueslim.tinybert import make_tinybert_student
-
-    import copy
-
-    import torch
 
     out = {"distil (half the layers)": make_student(teacher, default_layer_map(teacher.config.num_hidden_layers))}
     for name, shape in {"tinybert4 (4L, 312 wide)": (4, 312, 12, 1200), "tinybert2 (2L, 128 wide)": (2, 128, 2, 512)}.items():

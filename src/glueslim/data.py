@@ -430,8 +430,7 @@ def tokenize(tokenizer, a: list[str], b: list[str] | None, max_len: int,
                 return out
             except Exception as e:  # noqa: BLE001 - a damaged cache entry is rebuilt, never trusted
                 log.warning("%s: unreadable token cache entry (%s); tokenizing again", path, e)
-    enc = tokenizer(a, b, truncation=True, max_length=max_len)
-    out = {k: [list(x) for x in v] for k, v in enc.items()}
+    out = dict(tokenizer(a, b, truncation=True, max_length=max_len))
     if path is not None:
         _write_tokens(path, out)
         log.info("token cache: tokenized %d texts into %s", len(a), path)

@@ -133,11 +133,6 @@ class Slots:
     def __init__(self, devices: list[str], fds: list[int]):
         self.devices, self.fds = devices, fds
 
-    def release(self) -> None:
-        for fd in self.fds:
-            os.close(fd)  # closing our descriptor drops the lock unless an exec'd command still holds it
-        self.fds = []
-
 
 def try_acquire(n: int, devices: list[str], directory: Path) -> tuple[Slots | None, dict[str, str]]:
     """Lock n free devices at once, or none: (slots, {}) or (None, {busy device: holder})."""

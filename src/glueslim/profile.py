@@ -362,6 +362,8 @@ def measure_compiled(model, points: list[tuple[int, int]], warmup: int, runs: in
     """Latency of torch.compile(model) (inductor, one graph per shape) at each (batch, length) point, with
     the seconds each compilation took; a model that does not compile (an int8 one, say) gets its error
     recorded instead, never a failed job."""
+    if not points:
+        return {"latency": [], "errors": []}
     import torch._dynamo
 
     compiled, out = torch.compile(model.to(device).eval(), dynamic=False), {"latency": [], "errors": []}
@@ -451,7 +453,7 @@ def run(args: argparse.Namespace) -> None:
         peak_kind = "process_peak_rss"
     # after the peak-memory reading, which is the eager model's
     compiled = measure_compiled(model, [(b, args.seq_length) for b in args.compile_batch_sizes], args.warmup,
-                                args.runs, device) if args.compile_batch_sizes else {"latency": [], "errors": []}
+                                args.runs, device)
     peaks.append(measure_peak(device, model))
     candidates = {k: max(p["candidates"].get(k, 0.0) for p in peaks) for k in peaks[0]["candidates"]}
     peak = {**max(peaks, key=lambda p: p["flops_per_s"]), "candidates": candidates,

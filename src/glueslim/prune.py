@@ -22,7 +22,7 @@ from glueslim.cli import UserError
 from glueslim.data import load_split
 from glueslim.io import read_json
 from glueslim.losses import task_loss
-from glueslim.modeling import layer_list, load_for_inference, load_tokenizer
+from glueslim.modeling import layer_list, load_for_inference, load_tokenizer, pick_device
 from glueslim.tasks import get_task
 from glueslim.train import (
     MODEL_INPUTS, add_training_arguments, encode, hyperparameters, save_model, seed_everything, sorted_batches, train,
@@ -43,8 +43,8 @@ def heads_per_layer(model) -> list[int]:
 def head_gates(model):
     """Multiply each head's attention output by a gate of ones (layers x heads) that collects gradients."""
     layers = layer_list(model)[1]
-    dtype = next(model.parameters()).dtype
-    gates = [torch.ones(n, dtype=dtype, requires_grad=True) for n in heads_per_layer(model)]
+    p = next(model.parameters())
+    gates = [torch.ones(n, dtype=p.dtype, device=p.device, requires_grad=True) for n in heads_per_layer(model)]
     hooks = []
     for layer, gate in zip(layers, gates):
         def hook(module, args, output, gate=gate):
@@ -63,17 +63,17 @@ def head_gates(model):
 def head_importance(model, feats: list[dict], collator, batch_size: int = 32) -> list[torch.Tensor]:
     """Per layer, the L2-normalised mean |dL/dgate| of every head over `feats` (labelled examples)."""
     model.eval()  # no dropout: importance of the deterministic network
-    totals = None
+    totals, device = None, next(model.parameters()).device
     with head_gates(model) as gates:
         for idx in sorted_batches([len(f["input_ids"]) for f in feats], batch_size):
-            batch = collator([feats[i] for i in idx])
+            batch = {k: v.to(device) for k, v in collator([feats[i] for i in idx]).items()}
             inputs = {k: batch[k] for k in MODEL_INPUTS if k in batch}
             loss = task_loss(model(**inputs).logits, batch["labels"]) * len(idx)
             grads = torch.autograd.grad(loss, gates)
             step = [g.abs() for g in grads]
             totals = step if totals is None else [t + s for t, s in zip(totals, step)]
     model.zero_grad(set_to_none=True)
-    scores = [t / len(feats) for t in totals]
+    scores = [t.cpu() / len(feats) for t in totals]
     return [s / (s.norm() + 1e-20) for s in scores]
 
 
@@ -148,7 +148,7 @@ def run(args: argparse.Namespace) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     tokenizer = load_tokenizer(args.model_dir)
-    model = load_for_inference(args.model_dir)
+    model = load_for_inference(args.model_dir, pick_device(args.device))  # the GPU the job holds, if any
     rows = load_split(args.data, "train")
     g = torch.Generator().manual_seed(args.seed)
     pick = sorted(torch.randperm(len(rows), generator=g)[: args.importance_examples].tolist())

@@ -543,7 +543,8 @@ def build_leaderboard(
         params = prof.get("parameters") or {}
         macs = prof.get("macs") or {}
         lat = _latency(prof)
-        lat_compiled = {f"batch_{e.get('batch_size')}": {**_lat_entry(e), "compile_seconds": _num(e.get("compile_seconds"))}
+        lat_compiled = {f"batch_{e.get('batch_size')}": {**_lat_entry(e),
+                                                          "compile_seconds": _num(e.get("compile_seconds"))}
                         for e in prof.get("latency_compiled") or [] if isinstance(e, dict)}
         len_bs, lat_len = _latency_by_length(prof)
         points = {(e.get("batch_size"), e.get("seq_length")): e for e in [*lat.values(), *lat_len.values()]}

@@ -406,15 +406,12 @@ def corpus_sentences(data_dirs: list[str], corpus: str | None, max_sentences: in
 
 
 def run_tinybert_general(args: argparse.Namespace) -> None:
-    from transformers import AutoModelForSequenceClassification
-
-    from glueslim.modeling import load_tokenizer
+    from glueslim.modeling import load_classifier, load_tokenizer
     from glueslim.train import encode, hyperparameters, save_model, seed_everything, train
 
     seed_everything(args.seed)
     tokenizer = load_tokenizer(args.teacher, args.revision, args.trust_remote_code)
-    teacher = AutoModelForSequenceClassification.from_pretrained(
-        args.teacher, revision=args.revision, trust_remote_code=args.trust_remote_code, weights_only=True)
+    teacher = load_classifier(args.teacher, None, args.revision, args.trust_remote_code)
     student = make_tinybert_student(teacher, args.init, args.num_layers, args.hidden_size, args.num_heads,
                                     args.intermediate_size, args.seed)
     matches = _matches(args, student, teacher)
@@ -639,12 +636,14 @@ def run_tinybert_distill(args: argparse.Namespace) -> None:
                                     args.intermediate_size, args.seed)
     matches = _matches(args, student, teacher)
     rows = load_split(args.data, "train")
-    logits = teacher_logits_for(rows, args.teacher_outputs)
-    if args.augmented:
-        aug = read_jsonl(Path(args.augmented) / "train.jsonl")
-        rows = rows + [{k: r[k] for k in ("idx", "text_a", "text_b", "label") if k in r} for r in aug]
-        logits = logits + [r["teacher_logits"] for r in aug]
-    train_feats = encode(tokenizer, rows, args.max_seq_length, extra={"teacher_logits": logits})
+    aug = read_jsonl(Path(args.augmented) / "train.jsonl") if args.augmented else []
+    # two blocks, each as an earlier job tokenized it (teacher_outputs, tinybert_augment): token cache hits
+    train_feats = encode(tokenizer, rows, args.max_seq_length,
+                         extra={"teacher_logits": teacher_logits_for(rows, args.teacher_outputs)})
+    if aug:
+        train_feats += encode(tokenizer, [{k: r[k] for k in ("idx", "text_a", "text_b", "label") if k in r}
+                                          for r in aug], args.max_seq_length,
+                              extra={"teacher_logits": [r["teacher_logits"] for r in aug]})
     dev_feats = encode(tokenizer, load_split(args.data, task.eval_splits[0][0]), args.max_seq_length)
     ckpt = Path(args.checkpoint_dir)
     e1 = args.epochs if args.stage1_epochs is None else args.stage1_epochs
@@ -676,7 +675,7 @@ def run_tinybert_distill(args: argparse.Namespace) -> None:
         "teacher": "teacher", "teacher_dir": args.teacher_dir, "arch": "tinybert", "init": args.init,
         **_student_shape(student), "matches": matches if used else [], "intermediate": used,
         "general_distillation": args.init not in ("random",), "augmented": bool(args.augmented),
-        "augmented_rows": len(rows) - len(load_split(args.data, "train")) if args.augmented else 0,
+        "augmented_rows": len(aug),
         "stage1_history": stage1,
         "hyperparameters": {**hyperparameters(args), "temperature": T, "stage1_epochs": e1,
                             "stage1_learning_rate": lr1, "stage2_epochs": e2, "stage2_learning_rate": lr2},

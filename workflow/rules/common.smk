@@ -54,9 +54,7 @@ def _check_model_names():
 _check_model_names()
 # prediction files: one per evaluated dev split (MNLI: matched and mismatched)
 STEM_TASK = {stem: t for t in TASKS for _, stem in get_task(t).eval_splits}
-PROFILE_TASK = config["profile"]["task"] or TASKS[0]
-if PROFILE_TASK not in TASKS:
-    sys.exit(f"glueslim: invalid configuration: profile.task: {PROFILE_TASK!r} is not one of the tasks {TASKS}")
+PROFILE_TASK = config["profile"]["task"] or TASKS[0]  # config.check_config: one of the tasks
 DATA_TASKS = TASKS + (["ax"] if config["include_diagnostic"] else [])
 
 GLUE_DIR = resolve_glue_dir(config["data"]["glue_dir"])

@@ -19,7 +19,7 @@ rule predict:
         "results/benchmarks/predict/{model}_{stem}.tsv"
     threads: THREADS
     resources:
-        gpu=GPU,
+        gpu=lambda w: 0 if w.model in INT8 else GPU,  # int8 kernels run on the CPU
         mem_mb=RES["infer"]["mem_mb"],
         runtime=RES["infer"]["runtime"],
     shell:

@@ -27,7 +27,7 @@ rule profile:
         "results/benchmarks/profile/{model}.tsv"
     threads: THREADS
     resources:
-        gpu=GPU,
+        gpu=lambda w: 0 if w.model in INT8 else GPU,  # int8 kernels run on the CPU
         mem_mb=RES["infer"]["mem_mb"],
         runtime=RES["infer"]["runtime"],
     shell:

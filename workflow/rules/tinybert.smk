@@ -26,19 +26,19 @@ TB_VARIANT_LABEL = {
 
 
 def _tb_variant(base, change):
+    """`base` with the ingredients named in `change` removed: no-<x>, or several, no-<x>-no-<y>."""
     spec = dict(TB[base], _general=base)
-    if change.startswith(("no-general", "no-augment")):  # no-general, no-augment, no-general-no-augment
-        if "general" in change:
+    for removed in change[len("no-"):].split("-no-"):
+        if removed == "general":
             spec["init"] = "random"
-        if "augment" in change:
+        elif removed == "augment":
             spec["augment"] = False
-    elif change == "no-intermediate":
-        spec["intermediate"], spec["matches"] = [], None
-    else:
-        feature = change[len("no-"):]
-        spec["intermediate"] = [f for f in spec.get("intermediate") or [] if f != feature]
-        if spec.get("matches"):
-            spec["matches"] = [m for m in spec["matches"] if m["feature"] != feature]
+        elif removed == "intermediate":
+            spec["intermediate"], spec["matches"] = [], None
+        else:  # one intermediate loss: embedding, attention or hidden
+            spec["intermediate"] = [f for f in spec.get("intermediate") or [] if f != removed]
+            if spec.get("matches"):
+                spec["matches"] = [m for m in spec["matches"] if m["feature"] != removed]
     return spec
 
 
@@ -52,15 +52,6 @@ if TB_ABL_BASE:
 
 def _tb_spec(name):
     return TB[name] if name in TB else TB_VARIANTS[name]
-
-
-def _tb_recipe(override):
-    """finetune defaults < tinybert.general.train (general distillation is not per task)."""
-    r = {k: config["finetune"][k] for k in RECIPE_KEYS}
-    r.update({k: v for k, v in (override or {}).items() if k in RECIPE_KEYS})
-    if r.get("gradient_accumulation_steps") == 1:
-        r["gradient_accumulation_steps"] = None
-    return r
 
 
 def _tb_shape(spec):
@@ -128,7 +119,7 @@ rule tinybert_general:
             **_tb_shape(TB[w.tbgeneral]),
             seed=config["seed"],
             device=config["device"],
-            **_tb_recipe(TB_CFG.get("general", {}).get("train")),
+            **recipe(None, TB_CFG.get("general", {}).get("train")),  # general distillation is not per task
             **TRAIN_PRECISION,
         ),
         data=lambda w, input: " ".join(input.data),
