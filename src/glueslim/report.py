@@ -1276,15 +1276,20 @@ def _ablation_views(doc: dict) -> list[dict]:
     return out
 
 
-def figures(doc: dict) -> dict[str, str]:
-    """The page's main charts as standalone SVG files: {file name: SVG text} (for Snakemake's report)."""
+def _charts(doc: dict) -> dict:
+    """The colours and charts that the page and the standalone figures share (built once per run)."""
     colors = _model_colors(doc)
-    speed = _speed_views(doc, colors)
+    return {"colors": colors, "speed": _speed_views(doc, colors), "pareto": _pareto_chart(doc, colors)}
+
+
+def figures(doc: dict, charts: dict | None = None) -> dict[str, str]:
+    """The page's main charts as standalone SVG files: {file name: SVG text} (for Snakemake's report)."""
+    charts = charts or _charts(doc)
     empty = svg_chart({}, "no data", x_label="")
     out = {
-        "pareto.svg": _pareto_chart(doc, colors) or empty,
-        "latency_vs_length.svg": speed["length_chart"] or empty,
-        "latency_vs_batch.svg": speed["batch_chart"] or empty,
+        "pareto.svg": charts["pareto"] or empty,
+        "latency_vs_length.svg": charts["speed"]["length_chart"] or empty,
+        "latency_vs_batch.svg": charts["speed"]["batch_chart"] or empty,
     }
     return {k: standalone_svg(str(v)) for k, v in out.items()}
 
@@ -1299,10 +1304,10 @@ def _model_colors(doc: dict) -> dict[str, str]:
     return {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(order)}
 
 
-def render_html(doc: dict) -> str:
+def render_html(doc: dict, charts: dict | None = None) -> str:
     """The self-contained leaderboard page for a leaderboard.json document."""
-    colors = _model_colors(doc)
-    speed = _speed_views(doc, colors)
+    charts = charts or _charts(doc)
+    colors, speed = charts["colors"], charts["speed"]
     prov = doc["provenance"]
     stage_total = sum(prov["stage_seconds"].values()) if prov["stage_seconds"] else None
     primary = (doc.get("pareto") or {}).get("latency") or (speed["batch_keys"] or [None])[0]
@@ -1314,7 +1319,7 @@ def render_html(doc: dict) -> str:
         speed=speed,
         primary=primary,
         colors=colors,
-        pareto_chart=_pareto_chart(doc, colors),
+        pareto_chart=charts["pareto"],
         has_wnli="wnli" in doc["tasks"],
         task_metric_names={t: gtasks.get_task(t).metrics for t in doc["tasks"]},
         curve_views=_curve_views(doc),
@@ -1363,12 +1368,13 @@ def _load_config(args: argparse.Namespace) -> Any:
 def run(args: argparse.Namespace) -> None:
     config = _load_config(args)
     doc = build_leaderboard(args.results, args.models, args.teacher, args.tasks, config)
-    html = render_html(doc)
+    charts = _charts(doc)
+    html = render_html(doc, charts)
     for w in doc["warnings"]:
         log.warning("%s", w)
     gio.atomic_write_json(args.out_json, doc)
     gio.atomic_write_text(args.out_html, html)
     if args.out_figures is not None:
-        for name, svg in figures(doc).items():
+        for name, svg in figures(doc, charts).items():
             gio.atomic_write_text(args.out_figures / name, svg)
     log.info("wrote %s and %s (%d models, %d tasks)", args.out_json, args.out_html, len(doc["rows"]), len(doc["tasks"]))
