@@ -320,7 +320,9 @@ def test_slurm_profile_requests_per_rule(tmp_path):
         assert res.get("mem_mb") and res.get("runtime"), job  # every SLURM job has a memory and a time limit
         if rule in CLASS:
             assert (res["mem_mb"], res["runtime"]) == tuple(RESOURCES[CLASS[rule]].values()), job
-        if rule in GPU_RULES:
+        if rule in ("predict", "profile") and "-int8/" in job["shell"]:  # int8 kernels run on the CPU
+            assert res["gpu"] == 0 and job["shell"].startswith("python -m glueslim.gpus --gpus 0 -- "), job
+        elif rule in GPU_RULES:
             n = 2 if rule in TRAIN_RULES else 1
             assert res["gpu"] == n and res["slurm_partition"] == "gpu", job
             assert job["threads"] == 6, job
@@ -334,7 +336,7 @@ def test_slurm_profile_requests_per_rule(tmp_path):
     sbatch = _sbatch(by_rule["finetune_teacher"])
     assert "--gpus=2" in sbatch and "--cpus-per-task=6" in sbatch and "-p gpu" in sbatch, sbatch
     assert "--mem 32000" in sbatch and "-t 720" in sbatch, sbatch
-    sbatch = _sbatch(by_rule["predict"])
+    sbatch = _sbatch(next(j for j in jobs if j["rule"] == "predict" and "-int8/" not in j["shell"]))
     assert "--gpus=1" in sbatch and "--mem 16000" in sbatch and "-t 120" in sbatch, sbatch
     sbatch = _sbatch(by_rule["score"])
     assert "--gpus" not in sbatch and "--cpus-per-task=1" in sbatch and "--mem 4000" in sbatch and "-t 30" in sbatch
