@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from glueslim import cli, data
-from glueslim.cli import UserError
+from glueslim.errors import UserError
 from glueslim.tasks import get_task
 
 SHARED_GLUE = Path(__file__).parents[1].parent / "shared" / "data" / "glue"

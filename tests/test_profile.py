@@ -10,7 +10,7 @@ import torch
 from transformers import BertConfig, BertForSequenceClassification
 
 from glueslim import cli
-from glueslim.cli import UserError
+from glueslim.errors import UserError
 from glueslim.profile import (MIN_RUNS, count_macs, count_parameters, measure_latency, measure_peak_flops,
                               plan_points, with_floor)
 

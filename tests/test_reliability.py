@@ -28,7 +28,7 @@ import yaml
 
 from conftest import ROOT, run_snakemake, SHARED_HF
 from glueslim import cli, data, io
-from glueslim.cli import UserError
+from glueslim.errors import UserError
 from glueslim.config import (
     ConfigError, check_config, check_schema, config_problems, model_ref_problem, schema_problems,
     trusts_remote_code,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from glueslim import report
-from glueslim.cli import UserError
+from glueslim.errors import UserError
 
 EVIL = "<script>alert(1)</script>\"&'"
 TEACHER = "teacher"

@@ -20,7 +20,7 @@ import yaml
 
 from conftest import ROOT, SHARED_VOCAB, make_tiny_bert
 from glueslim import gpus, train
-from glueslim.cli import UserError
+from glueslim.errors import UserError
 
 # ---------------------------------------------------------------- precision, TF32, sharding
 

@@ -1,6 +1,7 @@
 """`python -m glueslim <command>`: one command per workflow stage; each module owns its arguments.
 
-Every stage module defines `add_arguments(parser)` and `run(args)`.
+COMMANDS names, for every command, the module and the two functions that define it: `add_arguments_*`
+(its argparse flags) and `run_*` (the command). Only the chosen command's module is imported.
 """
 
 from __future__ import annotations
@@ -10,26 +11,37 @@ import importlib
 import logging
 import sys
 
-COMMANDS = {
-    "prepare-data": ("glueslim.data", "normalise one GLUE task (hub or local copy) into results/data/<task>/"),
-    "finetune": ("glueslim.finetune", "fine-tune a model on one task (the teacher)"),
-    "teacher-outputs": ("glueslim.distill", "cache a fine-tuned teacher's logits on a task's training set"),
-    "distill": ("glueslim.distill", "DistilBERT-style task distillation of a student"),
-    "tinybert-general": ("glueslim.tinybert", "TinyBERT general distillation of a student from the pre-trained teacher"),
-    "tinybert-augment": ("glueslim.tinybert", "TinyBERT data augmentation of a task's training set, teacher-labelled"),
-    "tinybert-distill": ("glueslim.tinybert", "TinyBERT-style two-stage task distillation (intermediate, prediction)"),
-    "tinybert-ablation": ("glueslim.tinybert", "write the TinyBERT ablation table (results/ablations/<name>.json)"),
-    "prune": ("glueslim.prune", "remove the least important attention heads of a fine-tuned model"),
-    "quantize": ("glueslim.quantize", "int8 dynamic quantization of a fine-tuned model's Linear layers"),
-    "predict": ("glueslim.evaluate", "write dev predictions of one model on one task"),
-    "score": ("glueslim.evaluate", "compute GLUE metrics of one model from its prediction files"),
-    "profile": ("glueslim.profile", "parameters, MACs, size on disk, latency and memory of one model"),
-    "leaderboard": ("glueslim.report", "render reports/leaderboard.json and .html"),
+from glueslim.errors import UserError
+
+COMMANDS = {  # command: (module, add-arguments function, run function, help)
+    "prepare-data": ("glueslim.data", "add_arguments", "run",
+                     "normalise one GLUE task (hub or local copy) into results/data/<task>/"),
+    "finetune": ("glueslim.finetune", "add_arguments", "run", "fine-tune a model on one task (the teacher)"),
+    "teacher-outputs": ("glueslim.distill", "add_arguments_teacher_outputs", "run_teacher_outputs",
+                        "cache a fine-tuned teacher's logits on a task's training set"),
+    "distill": ("glueslim.distill", "add_arguments_distill", "run_distill",
+                "DistilBERT-style task distillation of a student"),
+    "tinybert-general": ("glueslim.tinybert", "add_arguments_tinybert_general", "run_tinybert_general",
+                         "TinyBERT general distillation of a student from the pre-trained teacher"),
+    "tinybert-augment": ("glueslim.tinybert", "add_arguments_tinybert_augment", "run_tinybert_augment",
+                         "TinyBERT data augmentation of a task's training set, teacher-labelled"),
+    "tinybert-distill": ("glueslim.tinybert", "add_arguments_tinybert_distill", "run_tinybert_distill",
+                         "TinyBERT-style two-stage task distillation (intermediate, prediction)"),
+    "tinybert-ablation": ("glueslim.tinybert", "add_arguments_tinybert_ablation", "run_tinybert_ablation",
+                          "write the TinyBERT ablation table (results/ablations/<name>.json)"),
+    "prune": ("glueslim.prune", "add_arguments", "run",
+              "remove the least important attention heads of a fine-tuned model"),
+    "quantize": ("glueslim.quantize", "add_arguments", "run",
+                 "int8 dynamic quantization of a fine-tuned model's Linear layers"),
+    "predict": ("glueslim.evaluate", "add_arguments_predict", "run_predict",
+                "write dev predictions of one model on one task"),
+    "score": ("glueslim.evaluate", "add_arguments_score", "run_score",
+              "compute GLUE metrics of one model from its prediction files"),
+    "profile": ("glueslim.profile", "add_arguments", "run",
+                "parameters, MACs, size on disk, latency and memory of one model"),
+    "leaderboard": ("glueslim.report", "add_arguments", "run", "render reports/leaderboard.json and .html"),
 }
 
-
-class UserError(Exception):
-    """Bad input: printed as one clear line, without a traceback."""
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -38,12 +50,12 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     # import only the module the command needs (torch is slow to import)
     wanted = argv[0] if argv and argv[0] in COMMANDS else None
-    for name, (module, help_) in COMMANDS.items():
+    for name, (module, add_arguments, run, help_) in COMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_)
         if name == wanted:
             mod = importlib.import_module(module)
-            getattr(mod, "add_arguments_" + name.replace("-", "_"), getattr(mod, "add_arguments", None))(p)
-            p.set_defaults(func=getattr(mod, "run_" + name.replace("-", "_"), getattr(mod, "run", None)))
+            getattr(mod, add_arguments)(p)
+            p.set_defaults(func=getattr(mod, run))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -20,7 +20,7 @@ from typing import Any, Iterable
 
 import yaml
 
-from glueslim.cli import UserError
+from glueslim.errors import UserError
 
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 

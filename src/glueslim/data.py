@@ -58,7 +58,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable
 
-from glueslim.cli import UserError
+from glueslim.errors import UserError
 from glueslim.io import atomic_dir, atomic_write_json, atomic_write_jsonl, read_jsonl, sha256_file
 from glueslim.tasks import OFFICIAL_ROWS, Task, get_task
 

@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import DataCollatorWithPadding
 
-from glueslim.cli import UserError
+from glueslim.errors import UserError
 from glueslim.data import load_split
 from glueslim.io import atomic_file, read_json
 from glueslim.losses import distillation_loss

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from transformers import DataCollatorWithPadding
 
-from glueslim.cli import UserError
+from glueslim.errors import UserError
 from glueslim.data import load_split
 from glueslim.io import atomic_write_json, atomic_write_text
 from glueslim.metrics import split_metrics, task_metrics

@@ -46,7 +46,7 @@ def load_classifier(
     try:
         return AutoModelForSequenceClassification.from_pretrained(ref, **kwargs)
     except pickle.UnpicklingError as e:  # weights_only refused a pickle that holds more than tensors
-        from glueslim.cli import UserError
+        from glueslim.errors import UserError
 
         raise UserError(f"{ref}: refused to load its PyTorch pickle checkpoint, which holds Python objects "
                         f"besides tensors and could run code ({str(e).splitlines()[-1][:200]}); use a "

@@ -76,7 +76,7 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from glueslim.cli import UserError
+from glueslim.errors import UserError
 from glueslim.io import atomic_write_json
 from glueslim import quantize
 from glueslim.modeling import architecture, load_for_inference, pick_device

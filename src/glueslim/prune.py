@@ -18,7 +18,7 @@ import torch
 from transformers import DataCollatorWithPadding
 from transformers.pytorch_utils import prune_linear_layer
 
-from glueslim.cli import UserError
+from glueslim.errors import UserError
 from glueslim.data import load_split
 from glueslim.io import read_json
 from glueslim.losses import task_loss

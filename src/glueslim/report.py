@@ -33,7 +33,7 @@ import markupsafe
 from glueslim import __version__
 from glueslim import io as gio
 from glueslim import tasks as gtasks
-from glueslim.cli import UserError
+from glueslim.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from glueslim.cli import UserError
+from glueslim.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from accelerate.utils import DataLoaderConfiguration, gather_object, set_seed
 from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding, get_linear_schedule_with_warmup
 
-from glueslim.cli import UserError
+from glueslim.errors import UserError
 from glueslim.data import tokenize
 from glueslim.io import append_jsonl, atomic_dir, atomic_write_json, atomic_write_jsonl, read_json
 from glueslim.losses import task_loss
