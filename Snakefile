@@ -12,23 +12,20 @@ configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))
-from glueslim.config import ConfigError, check_config, check_schema  # noqa: E402
+from glueslim.config import ConfigError, by_name, check_config, check_schema  # noqa: E402
 
 # every problem on one line (key path, value, what was expected), before any job starts
 try:
     check_schema(config, os.path.join(workflow.basedir, "workflow/schemas/config.schema.yaml"))
     validate(config, "workflow/schemas/config.schema.yaml")  # fills in the defaults
-    check_config(config)  # model references, layer maps, profile.task, trust_remote_code
+    check_config(config)  # everything a schema cannot check: glueslim.config
 except ConfigError as e:
     sys.exit(f"glueslim: {e}")
-
-# named lists in YAML (a preset's list replaces the default's), dicts by name from here on
-for key in ("students", "baselines"):
-    config[key] = {entry.pop("name"): entry for entry in config[key]}
+by_name(config)  # students, baselines, tinybert.students: dicts by name from here on
 
 
 # every job reads tokenized texts from here when another job already tokenized them with the same tokenizer
-# (glueslim.data.tokenize): each task's splits are tokenized once per tokenizer, not once per job
+# (glueslim.tokens.tokenize): each task's splits are tokenized once per tokenizer, not once per job
 os.environ.setdefault("GLUESLIM_TOKEN_CACHE", "results/tokens")
 
 

@@ -64,23 +64,24 @@ def _data(args, workdir: Path):
     return task, load_split(data_dir, "train"), load_split(data_dir, task.eval_splits[0][0])
 
 
-def _recipe(args, ckpt: Path) -> argparse.Namespace:
-    """glueslim's training arguments as its commands parse them: their defaults, this run's settings."""
-    from glueslim.train import add_training_arguments
+def _recipe(args, ckpt: Path):
+    """glueslim's Recipe as its commands parse it: their defaults, this run's settings."""
+    from glueslim.recipe import Recipe, add_recipe_arguments
 
     p = argparse.ArgumentParser()
-    add_training_arguments(p)
-    return p.parse_args([
+    add_recipe_arguments(p)
+    return Recipe.from_args(p.parse_args([
         "--learning-rate", str(args.learning_rate), "--epochs", str(args.epochs), "--batch-size",
         str(args.batch_size), "--max-seq-length", str(args.max_seq_length), "--seed", str(args.seed),
-        "--threads", str(args.threads), "--device", "cpu" if args.cpu else "auto", "--checkpoint-dir", str(ckpt)])
+        "--threads", str(args.threads), "--device", "cpu" if args.cpu else "auto", "--checkpoint-dir", str(ckpt)]))
 
 
 def _dev_score(model, task, tokenizer, dev_rows, max_len: int) -> dict:
     """The dev metrics of `model`, computed the same way for every variant (glueslim's evaluation)."""
     from transformers import DataCollatorWithPadding
 
-    from glueslim.train import encode, evaluate_split
+    from glueslim.batching import encode
+    from glueslim.inference import evaluate_split
 
     device = next(model.parameters()).device
     feats = encode(tokenizer, dev_rows, max_len)
@@ -98,7 +99,8 @@ def _fresh_classifier(args, task):
 def run_one(args) -> dict:
     import torch
 
-    from glueslim.train import encode, seed_everything
+    from glueslim.batching import encode
+    from glueslim.recipe import seed_everything
 
     torch.set_num_threads(args.threads)
     workdir = Path(args.workdir)
@@ -135,7 +137,8 @@ def run_one(args) -> dict:
         model = trainer.model
         optim, precision = targs.optim, "bf16" if bf16 else "fp32"
     elif variant == "glueslim":
-        from glueslim.train import save_model, train
+        from glueslim.checkpoint import save_model
+        from glueslim.train import train
 
         model, tokenizer = _fresh_classifier(args, task)
         feats = encode(tokenizer, train_rows, args.max_seq_length)
@@ -159,9 +162,12 @@ def run_kd_variant(args, task, train_rows, dev_rows, workdir: Path) -> dict:
     import torch
     from transformers import DataCollatorWithPadding
 
-    from glueslim.losses import distillation_loss
-    from glueslim.modeling import default_layer_map, load_classifier, load_tokenizer, make_student
-    from glueslim.train import encode, predict_logits, train
+    from glueslim.losses import prediction_loss
+    from glueslim.modeling import load_classifier, load_tokenizer
+    from glueslim.students import default_layer_map, make_student
+    from glueslim.batching import encode
+    from glueslim.inference import predict_logits
+    from glueslim.train import train
 
     teacher_dir = workdir / "teacher"
     if not teacher_dir.exists():
@@ -182,12 +188,12 @@ def run_kd_variant(args, task, train_rows, dev_rows, workdir: Path) -> dict:
         loss_fn = None
     elif args.one == "student-kd-cached":
         def loss_fn(logits, batch):
-            return distillation_loss(logits, batch["teacher_logits"], batch["labels"], 0.5, 2.0)
+            return prediction_loss("kl", logits, batch["teacher_logits"], batch["labels"], 0.5, 2.0)
     else:
         def loss_fn(logits, batch):
             with torch.no_grad():
                 t = teacher(**{k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in batch})
-            return distillation_loss(logits, t.logits, batch["labels"], 0.5, 2.0)
+            return prediction_loss("kl", logits, t.logits, batch["labels"], 0.5, 2.0)
     recipe = _recipe(args, workdir / f"ckpt-{args.one}")
     t0 = time.perf_counter()
     history = train(student, tokenizer, task, feats, [], recipe, loss_fn=loss_fn)
@@ -288,13 +294,15 @@ def _shapes(teacher):
     """Students to time against the teacher: the workflow's own ways of shrinking it (random weights do)."""
     import torch
 
-    from glueslim.modeling import default_layer_map, make_student
-    from glueslim.prune import heads_to_prune, prune_heads
-    from glueslim.tinybert import make_tinybert_student
+    from glueslim.heads import prune_heads
+    from glueslim.prune import heads_to_prune
+    from glueslim.students import StudentSpec, build_student, default_layer_map, make_student
 
     out = {"distil (half the layers)": make_student(teacher, default_layer_map(teacher.config.num_hidden_layers))}
     for name, shape in {"tinybert4 (4L, 312 wide)": (4, 312, 12, 1200), "tinybert2 (2L, 128 wide)": (2, 128, 2, 512)}.items():
-        out[name] = make_tinybert_student(teacher, "random", *shape)
+        layers, hidden, heads, ffn = shape
+        spec = StudentSpec("random", layers, hidden_size=hidden, num_heads=heads, intermediate_size=ffn)
+        out[name] = build_student(spec, teacher, seed=42)[0]
     for pct in (20, 40):
         pruned = copy.deepcopy(teacher)
         gen = torch.Generator().manual_seed(0)
@@ -343,7 +351,8 @@ def _measure_inference(args) -> list[dict]:
     import torch
 
     from glueslim.modeling import load_classifier
-    from glueslim.profile import count_macs, measure_latency, measure_peak_flops
+    from glueslim.flops import count_macs
+    from glueslim.timing import measure_latency, measure_peak_flops
 
     torch.set_num_threads(args.threads)
     device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
@@ -388,7 +397,8 @@ def section_tokenize(args, rows: list[dict] | None = None) -> dict:
 
 
 def _measure_tokenize(args) -> dict:
-    from glueslim.data import load_split, prepare, tokenize
+    from glueslim.data import load_split, prepare
+    from glueslim.tokens import tokenize
     from glueslim.modeling import load_tokenizer
 
     workdir = Path(args.workdir)
@@ -455,7 +465,7 @@ def main(argv=None) -> None:
         args.workdir = args.workdir or tmp
         import torch
 
-        from glueslim.profile import device_info
+        from glueslim.timing import device_info
 
         info = device_info(torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu"),
                            args.threads)

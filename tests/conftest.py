@@ -36,9 +36,36 @@ def make_tiny_bert(path: Path, layers: int = 4, hidden: int = 32, vocab: Path | 
     return path
 
 
+def tiny_classifier(layers: int = 2, heads: int = 4, hidden: int = 32, seed: int = 0, init: float = 0.02,
+                    vocab: int = 50):
+    """A tiny random BertForSequenceClassification (64 positions, 2 labels) in eval mode, in memory."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(seed)
+    cfg = BertConfig(vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                     intermediate_size=64, max_position_embeddings=64, num_labels=2, initializer_range=init)
+    return BertForSequenceClassification(cfg).eval()
+
+
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory) -> Path:
     return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), vocab=SHARED_VOCAB)
+
+
+def make_recipe(checkpoint_dir: Path, **overrides):
+    """The recipe a training command parses from `--checkpoint-dir DIR --device cpu --threads 1` (the schema's
+    defaults otherwise), with the small test run's settings and `overrides` on top."""
+    import argparse
+    from dataclasses import replace
+
+    from glueslim.recipe import Recipe, add_recipe_arguments
+
+    p = argparse.ArgumentParser()
+    add_recipe_arguments(p)
+    args = p.parse_args(["--checkpoint-dir", str(checkpoint_dir), "--device", "cpu", "--threads", "1"])
+    small = dict(epochs=2, batch_size=8, learning_rate=1e-3, max_seq_length=32, eval_batch_size=16)
+    return replace(Recipe.from_args(args), **{**small, **overrides})
 
 
 def run_snakemake(workdir: Path, config: dict, *extra: str, cores: int = 2,

@@ -13,17 +13,21 @@ import sys
 
 import torch
 
+from glueslim.batching import encode
+from glueslim.checkpoint import save_model
 from glueslim.modeling import load_classifier, load_tokenizer
+from glueslim.recipe import Recipe, add_recipe_arguments
 from glueslim.tasks import get_task
-from glueslim.train import add_training_arguments, encode, save_model, train
+from glueslim.train import train
 
 
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("model")
     p.add_argument("out")
-    add_training_arguments(p)
+    add_recipe_arguments(p)
     args = p.parse_args()
+    recipe = Recipe.from_args(args)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     task = get_task("sst2")
     tok = load_tokenizer(args.model)
@@ -41,8 +45,8 @@ def main() -> None:
             sys.exit(3)  # killed mid-epoch
         return torch.nn.functional.cross_entropy(logits, batch["labels"])
 
-    history = train(model, tok, task, feats, feats[:20], args, loss_fn=loss_fn)
-    save_model(model, tok, args.out, {"model": "ddp-test"}, history, args.checkpoint_dir)
+    history = train(model, tok, task, feats, feats[:20], recipe, loss_fn=loss_fn)
+    save_model(model, tok, args.out, {"model": "ddp-test"}, history, recipe.checkpoint_dir)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ section has the table of what is checked where.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import logging
 import os
@@ -24,245 +23,17 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
-from conftest import ROOT, run_snakemake, SHARED_HF
+from conftest import ROOT, make_recipe
 from glueslim import cli, data, io
 from glueslim.errors import UserError
-from glueslim.config import (
-    ConfigError, check_config, check_schema, config_problems, model_ref_problem, schema_problems,
-    trusts_remote_code,
-)
 from glueslim.modeling import load_classifier, load_tokenizer
 from glueslim.tasks import get_task
-from glueslim.train import (
-    NonFiniteLossError, add_training_arguments, encode, length_grouped_batches, predict_logits, save_model, train,
-)
-
-SCHEMA_PATH = ROOT / "workflow" / "schemas" / "config.schema.yaml"
-SCHEMA = yaml.safe_load(SCHEMA_PATH.read_text())
-
-
-# ================================================================ config
-
-def merged(base: dict, over: dict) -> dict:
-    """Snakemake's --configfile merge: mappings merge key by key, anything else is replaced."""
-    out = copy.deepcopy(base)
-    for k, v in over.items():
-        out[k] = merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
-    return out
-
-
-def full_config() -> dict:
-    return yaml.safe_load((ROOT / "config.yaml").read_text())
-
-
-def with_defaults(cfg: dict) -> dict:
-    from snakemake.utils import validate
-
-    cfg = copy.deepcopy(cfg)
-    validate(cfg, str(SCHEMA_PATH))
-    return cfg
-
-
-def rename_first_student(cfg: dict, name: str) -> dict:
-    cfg = copy.deepcopy(cfg)
-    if isinstance(cfg["students"], dict):
-        first = next(iter(cfg["students"]))
-        cfg["students"][name] = cfg["students"].pop(first)
-    else:
-        cfg["students"][0]["name"] = name
-    return cfg
-
-
-def test_shipped_config_and_presets_pass_the_check():
-    assert schema_problems(full_config(), SCHEMA) == []
-    for preset in sorted((ROOT / "presets").glob("*.yaml")):
-        assert schema_problems(merged(full_config(), yaml.safe_load(preset.read_text())), SCHEMA) == [], preset
-    assert config_problems(with_defaults(full_config())) == []  # bert-base-uncased: a well-formed hub id
-
-
-def test_typo_names_the_key_path_the_value_and_the_fix():
-    cfg = full_config()
-    cfg["finetune"]["learning_rte"] = 1e-4
-    with pytest.raises(ConfigError) as e:
-        check_schema(cfg, SCHEMA_PATH)
-    msg = str(e.value)
-    assert "finetune.learning_rte: unknown key (value 0.0001); did you mean learning_rate?" in msg
-    assert "finetune takes: learning_rate, epochs" in msg
-    assert "Additional properties" not in msg and "$schema" not in msg  # no schema dump
-    assert len(msg.splitlines()) == 2  # the header and one line per problem
-
-
-@pytest.mark.parametrize("edit, expected", [
-    (lambda c: c["finetune"].update(epochs=0), "finetune.epochs = 0: expected an integer >= 1"),
-    (lambda c: c["finetune"].update(learning_rate="2e-5"),
-     "finetune.learning_rate = '2e-5': expected a number > 0, <= 1; YAML reads 2e-5 as text: write 2.0e-5"),
-    (lambda c: c["finetune"].update(batch_size=True), "finetune.batch_size = true: expected an integer >= 1"),
-    (lambda c: c.update(device="gpu"), "device = 'gpu': expected one of auto, cpu, cuda"),
-    (lambda c: c["finetune"]["per_task"].update(rte={"epoch": 3}),
-     "finetune.per_task.rte.epoch: unknown key (value 3); did you mean epochs?"),
-    (lambda c: c["finetune"].pop("batch_size"), "finetune.batch_size: missing; expected an integer >= 1"),
-    (lambda c: c["teacher"].update(trust_remote_code=True),
-     "teacher.trust_remote_code: unknown key (value true); remote code is allowed per model: list the model"),
-    (lambda c: c["data"].update(max_train_examples={"cola": 0}),
-     "data.max_train_examples.cola = 0: expected an integer >= 1"),
-    (lambda c: c["data"].update(max_train_examples="lots"), "data.max_train_examples = 'lots': expected null or"),
-    (lambda c: c.update(spam=1), "spam: unknown key (value 1)"),
-    (lambda c: c["teacher"].update(model="bert base"), "teacher.model = 'bert base': expected a string"),
-])
-def test_each_schema_violation_is_one_clear_line(edit, expected):
-    cfg = full_config()
-    edit(cfg)
-    problems = schema_problems(cfg, SCHEMA)
-    assert len(problems) == 1 and problems[0].startswith(expected), problems
-
-
-@pytest.mark.parametrize("edit, expected", [
-    (lambda c: c.update(tasks=["sst2", "sst3"]), "tasks[1] = 'sst3': expected one of cola, sst2, mrpc"),
-    (lambda c: c["finetune"]["per_task"].update(mrcp={"epochs": 2}),
-     "finetune.per_task: key 'mrcp' is not allowed: expected one of cola, sst2"),
-    (lambda c: c["data"].update(max_train_examples={"qnli2": 5}), "data.max_train_examples: key 'qnli2' is not allowed"),
-    (lambda c: c["profile"].update(task="ax"), "profile.task = 'ax': expected one of cola, sst2"),
-])
-def test_unknown_task_names_are_reported(edit, expected):
-    cfg = full_config()
-    edit(cfg)
-    problems = schema_problems(cfg, SCHEMA)
-    assert any(p.startswith(expected) for p in problems), problems
-    assert any("did you mean" in p for p in problems) or "ax" in expected
-
-
-@pytest.mark.parametrize("name", ["../evil", "teacher", "a/b", ".hidden", "x" * 65, "café", "-dash", ""])
-def test_student_names_that_could_leave_results_are_rejected(name):
-    problems = schema_problems(rename_first_student(full_config(), name), SCHEMA)
-    assert problems and all("a folder name under results/" in p for p in problems), problems
-    assert any(repr(name) in p for p in problems)
-
-
-def test_every_problem_is_reported_at_once():
-    cfg = full_config()
-    cfg["tasks"] = ["sst3"]
-    cfg["finetune"]["learning_rte"] = 1
-    cfg["threads"] = 0
-    with pytest.raises(ConfigError) as e:
-        check_schema(cfg, SCHEMA_PATH)
-    assert "3 problems" in str(e.value) and len(str(e.value).splitlines()) == 4
-
-
-def test_model_references(tmp_path, tiny_bert):
-    assert model_ref_problem(str(tiny_bert)) is None
-    assert model_ref_problem("bert-base-uncased") is None and model_ref_problem("org/model-1.5") is None
-    (tmp_path / "empty").mkdir()
-    assert "holds no config.json" in model_ref_problem(str(tmp_path / "empty"))
-    for bad in ["org/name/extra", "../missing", "./models/x", "/abs/nowhere", "~/nowhere"]:
-        assert "looks like a path" in model_ref_problem(bad), bad
-    for bad in ["org--x/y", "-org/name", "org/na me", "a" * 97]:
-        assert "neither a local folder nor a Hugging Face hub id" in model_ref_problem(bad), bad
-    # offline: the hub id must be in the cache
-    msg = model_ref_problem("org/not-cached", offline=True, cache=str(tmp_path))
-    assert "is not in the Hugging Face cache" in msg and "hf.offline is on" in msg
-    if (SHARED_HF / "models--sentence-transformers--all-MiniLM-L6-v2").is_dir():
-        assert model_ref_problem("sentence-transformers/all-MiniLM-L6-v2", offline=True, cache=str(SHARED_HF)) is None
-
-
-def test_config_checks_beyond_the_schema(tmp_path, tiny_bert):
-    cfg = with_defaults(full_config())
-    cfg["teacher"]["model"] = str(tiny_bert)  # 4 layers
-    cfg["tasks"] = ["sst2"]
-    cfg["profile"]["task"] = "rte"
-    cfg["trust_remote_code"] = ["../x/y/z"]
-    cfg["hf"] = {"offline": True, "cache": str(tmp_path / "no-cache")}
-    students = cfg["students"] if isinstance(cfg["students"], list) else [{"name": k, **v} for k, v in cfg["students"].items()]
-    students = [s for s in students if s.get("arch", "distilbert") == "distilbert"][:1]
-    students[0].update(num_layers=2, layer_map=[0, 1, 2])
-    cfg["students"] = students
-    cfg["baselines"] = [{"name": "b1", "model": "org/not-cached", "revision": None}] if "baselines" in cfg else []
-    problems = config_problems(cfg)
-    text = "\n".join(problems)
-    assert "hf.cache = " in text and "no such folder" in text
-    assert "profile.task = 'rte': expected one of the configured tasks sst2" in text
-    assert "trust_remote_code[0]: '../x/y/z' looks like a path" in text
-    assert "layer_map [0, 1, 2] has 3 entries but num_layers = 2" in text
-    if "baselines" in full_config():
-        assert "baselines[0].model (b1): 'org/not-cached' (revision main) is not in the Hugging Face cache" in text
-    students[0].update(num_layers=None, layer_map=[0, 4])
-    cfg.update(trust_remote_code=[], profile={**cfg["profile"], "task": None}, hf={"offline": False, "cache": None},
-               baselines=[])
-    assert config_problems(cfg) == [f"students.{students[0]['name']}.layer_map = [0, 4]: layers [4] do not exist "
-                                    "in the teacher (layers 0..3)"]
-    with pytest.raises(ConfigError, match="checked at start-up"):
-        check_config(cfg)
-
-
-def test_trust_remote_code_only_for_named_models():
-    cfg = {"trust_remote_code": ["org/trusted"]}
-    assert trusts_remote_code(cfg, "org/trusted")
-    assert not trusts_remote_code(cfg, "org/other") and not trusts_remote_code(cfg, "org/Trusted")
-    assert not trusts_remote_code({}, "org/trusted") and not trusts_remote_code({"trust_remote_code": []}, "x")
-
-
-# ---- the same checks through Snakemake, before any job ----------------------------------------------
-
-def snakemake(workdir: Path, config: dict, *extra: str) -> subprocess.CompletedProcess:
-    return run_snakemake(workdir, config, *extra, cores=1, timeout=300)
-
-
-def dry_run_config(tmp_path: Path) -> dict:
-    """The tiny test config on a stub GLUE copy (train and dev files exist) and a stub teacher folder."""
-    glue = tmp_path / "glue"
-    for d in ("SST-2", "STS-B"):
-        (glue / d).mkdir(parents=True)
-        for f in ("train.tsv", "dev.tsv"):
-            (glue / d / f).write_text("x\n")
-    teacher = tmp_path / "teacher-model"
-    teacher.mkdir()
-    (teacher / "config.json").write_text(json.dumps({"num_hidden_layers": 4}))
-    cfg = yaml.safe_load((ROOT / ".test" / "config.yaml").read_text())
-    if isinstance(cfg["students"], dict):  # the older {name: settings} form
-        cfg["students"] = [{"name": k, **v} for k, v in cfg["students"].items()]
-    cfg["data"]["glue_dir"] = str(glue)
-    cfg["teacher"]["model"] = str(teacher)
-    for b in cfg.get("baselines") or []:
-        b["model"] = str(teacher)
-    return cfg
-
-
-def test_snakemake_reports_config_problems_before_any_job(tmp_path):
-    cfg = dry_run_config(tmp_path)
-    cfg["tasks"] = ["sst2", "sst3"]
-    cfg["finetune"]["learning_rte"] = 1e-4
-    cfg["teacher"]["model"] = "org/name/extra"  # well-formed for the schema; the start-up check catches it
-    res = snakemake(tmp_path, cfg, "-n")
-    out = res.stdout + res.stderr
-    assert res.returncode != 0
-    assert "tasks[1] = 'sst3': expected one of cola, sst2" in out
-    assert "finetune.learning_rte: unknown key (value 0.0001); did you mean learning_rate?" in out
-    assert "Additional properties are not allowed" not in out  # not Snakemake's schema dump
-    assert not (tmp_path / "results").exists() and not (tmp_path / "logs").exists()
-    del cfg["finetune"]["learning_rte"]
-    cfg["tasks"] = ["sst2"]
-    res = snakemake(tmp_path, cfg, "-n")
-    assert res.returncode != 0
-    assert "teacher.model: 'org/name/extra' looks like a path but is not a folder holding a model" in res.stderr
-    assert not (tmp_path / "results").exists()
-
-
-def test_wildcards_cannot_escape_results_and_remote_code_needs_a_name(tmp_path):
-    cfg = dry_run_config(tmp_path)
-    # targets a rule would match if its wildcards took any string ("teacher/x", "sst2/x", an unknown student)
-    for target in ["results/scores/teacher/x.json", "results/data/sst2/x", "results/models/evil/sst2"]:
-        res = snakemake(tmp_path, cfg, "-n", target)
-        assert res.returncode != 0 and "MissingRuleException" in res.stdout + res.stderr, (target, res.stderr[-2000:])
-    # a configured target is fine, and the teacher is fine-tuned without --trust-remote-code ...
-    res = snakemake(tmp_path, cfg, "-n", "-p", "results/models/teacher/sst2")
-    assert res.returncode == 0, res.stderr[-3000:]
-    assert "glueslim finetune" in res.stdout and "--trust-remote-code" not in res.stdout
-    # ... unless the config names exactly that model
-    cfg["trust_remote_code"] = [cfg["teacher"]["model"]]
-    res = snakemake(tmp_path, cfg, "-n", "-p", "results/models/teacher/sst2")
-    assert res.returncode == 0 and "--trust-remote-code" in res.stdout
-    assert not (tmp_path / "results").exists()
+from glueslim.batching import encode, length_grouped_batches
+from glueslim.checkpoint import save_model
+from glueslim.inference import predict_logits
+from glueslim.recipe import Recipe
+from glueslim.train import NonFiniteLossError, train
 
 
 # ================================================================ data
@@ -364,13 +135,8 @@ def test_hub_without_a_required_split(tmp_path, monkeypatch):
 
 # ================================================================ training
 
-def targs(tmp_path: Path, **kw) -> argparse.Namespace:
-    p = argparse.ArgumentParser()
-    add_training_arguments(p)
-    a = p.parse_args(["--checkpoint-dir", str(tmp_path / "ckpt"), "--device", "cpu", "--threads", "1"])
-    a.__dict__.update(epochs=2, batch_size=8, learning_rate=1e-3, max_seq_length=32, eval_batch_size=16)
-    a.__dict__.update(kw)
-    return a
+def targs(tmp_path: Path, **kw) -> Recipe:
+    return make_recipe(tmp_path / "ckpt", **kw)
 
 
 def feats(tokenizer, n: int = 48) -> list[dict]:
@@ -724,8 +490,9 @@ EVIL_STRINGS = ['<img src=x onerror=alert(1)>', '" onmouseover="alert(2)', "</sc
 def test_every_config_and_data_string_is_escaped_in_html(tmp_path):
     """Names, methods, base models, hyperparameters, data paths, device strings and config values all carry
     markup; the page must show them as text: the same tags and attributes as a page with plain strings."""
-    from glueslim import report
-    from test_report import STUDENT, TASKS, TEACHER, make_results
+    from glueslim.report.build import build_leaderboard
+    from glueslim.report.render import render_html
+    from report_fixtures import STUDENT, TASKS, TEACHER, make_results
 
     def page(root: Path, strings: list[str]) -> tuple[dict, str]:
         a, b, c, d = strings
@@ -746,8 +513,8 @@ def test_every_config_and_data_string_is_escaped_in_html(tmp_path):
                 f["path"] = f"{b}/{c}.tsv"
             p.write_text(json.dumps(man))
         config = {"teacher": {"model": c}, "note": d, a: b, "students": [{"name": student}]}
-        doc = report.build_leaderboard(results, [TEACHER, student], TEACHER, TASKS, config)
-        return doc, report.render_html(doc)
+        doc = build_leaderboard(results, [TEACHER, student], TEACHER, TASKS, config)
+        return doc, render_html(doc)
 
     plain = ["plain-a", "plain b", "plain c", "plain d"]
     _, clean = page(tmp_path / "clean", plain)

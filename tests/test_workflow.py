@@ -1,5 +1,6 @@
-"""End to end: the Snakemake DAG on a tiny random BERT and tiny real-data fixtures, and once with the
-real teacher from ../shared. Every leaderboard score is recomputed here from the saved predictions."""
+"""The workflow: dry runs that check the configuration before any job and keep every target inside results/,
+and (e2e) the Snakemake DAG on a tiny random BERT and tiny real-data fixtures, and once with the real teacher
+from ../shared. Every leaderboard score is recomputed here from the saved predictions."""
 
 from __future__ import annotations
 
@@ -15,8 +16,82 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from conftest import ROOT, run_snakemake, SHARED_GLUE, SHARED_HF, make_tiny_bert, SHARED_VOCAB, needs_shared
 
-pytestmark = [pytest.mark.e2e, needs_shared]
+# ---------------------------------------------------------------- dry runs
 
+def dry_run(workdir: Path, config: dict, *extra: str) -> subprocess.CompletedProcess:
+    return run_snakemake(workdir, config, *extra, cores=1, timeout=300)
+
+
+def dry_run_config(tmp_path: Path) -> dict:
+    """The tiny test config on a stub GLUE copy (train and dev files exist) and a stub teacher folder."""
+    glue = tmp_path / "glue"
+    for d in ("SST-2", "STS-B"):
+        (glue / d).mkdir(parents=True)
+        for f in ("train.tsv", "dev.tsv"):
+            (glue / d / f).write_text("x\n")
+    teacher = tmp_path / "teacher-model"
+    teacher.mkdir()
+    (teacher / "config.json").write_text(json.dumps({"num_hidden_layers": 4}))
+    cfg = yaml.safe_load((ROOT / ".test" / "config.yaml").read_text())
+    cfg["data"]["glue_dir"] = str(glue)
+    cfg["teacher"]["model"] = str(teacher)
+    for b in cfg["baselines"]:
+        b["model"] = str(teacher)
+    return cfg
+
+
+def test_snakemake_reports_config_problems_before_any_job(tmp_path):
+    cfg = dry_run_config(tmp_path)
+    cfg["tasks"] = ["sst2", "sst3"]
+    cfg["finetune"]["learning_rte"] = 1e-4
+    cfg["teacher"]["model"] = "org/name/extra"  # well-formed for the schema; the start-up check catches it
+    res = dry_run(tmp_path, cfg, "-n")
+    out = res.stdout + res.stderr
+    assert res.returncode != 0
+    assert "tasks[1] = 'sst3': expected one of cola, sst2" in out
+    assert "finetune.learning_rte: unknown key (value 0.0001); did you mean learning_rate?" in out
+    assert "Additional properties are not allowed" not in out  # not Snakemake's schema dump
+    assert not (tmp_path / "results").exists() and not (tmp_path / "logs").exists()
+    del cfg["finetune"]["learning_rte"]
+    cfg["tasks"] = ["sst2"]
+    res = dry_run(tmp_path, cfg, "-n")
+    assert res.returncode != 0
+    assert "teacher.model: 'org/name/extra' looks like a path but is not a folder holding a model" in res.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_wildcards_cannot_escape_results_and_remote_code_needs_a_name(tmp_path):
+    cfg = dry_run_config(tmp_path)
+    # targets a rule would match if its wildcards took any string ("teacher/x", "sst2/x", an unknown student)
+    for target in ["results/scores/teacher/x.json", "results/data/sst2/x", "results/models/evil/sst2"]:
+        res = dry_run(tmp_path, cfg, "-n", target)
+        assert res.returncode != 0 and "MissingRuleException" in res.stdout + res.stderr, (target, res.stderr[-2000:])
+    # a configured target is fine, and the teacher is fine-tuned without --trust-remote-code ...
+    res = dry_run(tmp_path, cfg, "-n", "-p", "results/models/teacher/sst2")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "glueslim finetune" in res.stdout and "--trust-remote-code" not in res.stdout
+    # ... unless the config names exactly that model
+    cfg["trust_remote_code"] = [cfg["teacher"]["model"]]
+    res = dry_run(tmp_path, cfg, "-n", "-p", "results/models/teacher/sst2")
+    assert res.returncode == 0 and "--trust-remote-code" in res.stdout
+    assert not (tmp_path / "results").exists()
+
+
+
+
+def test_model_names_are_checked_before_any_job(tmp_path):
+    cfg = dry_run_config(tmp_path)
+    cfg["baselines"][0]["name"] = "distil-int8"  # also the int8 copy of the student distil
+    cfg["quantization"]["models"] = ["distil", "nobody"]
+    res = dry_run(tmp_path, cfg, "-n")
+    assert res.returncode != 0
+    assert "model names must be unique across students, tinybert.students, baselines, pruning and quantization; " \
+           "used twice: distil-int8" in res.stderr
+    assert "quantization.models: 'nobody' is not a model of this run" in res.stderr
+    assert not (tmp_path / "results").exists()
+
+
+# ---------------------------------------------------------------- end to end
 
 def snakemake(workdir: Path, config: dict, *extra: str) -> subprocess.CompletedProcess:
     return run_snakemake(workdir, config, *extra, cores=2, timeout=1500)
@@ -79,6 +154,8 @@ def check_leaderboard(workdir: Path, tasks: list[str], models: list[str]) -> dic
     return doc
 
 
+@pytest.mark.e2e
+@needs_shared
 def test_tiny_workflow_runs_end_to_end(tmp_path):
     glue = tiny_glue(tmp_path)
     model = make_tiny_bert(tmp_path / "tiny-bert", layers=4, vocab=SHARED_VOCAB)
@@ -130,6 +207,8 @@ def test_tiny_workflow_runs_end_to_end(tmp_path):
         assert any(n.endswith("/" + f) for n in names), f
 
 
+@pytest.mark.e2e
+@needs_shared
 def test_missing_split_fails_before_any_job(tmp_path):
     glue = tiny_glue(tmp_path)
     (glue / "RTE").mkdir()
@@ -141,6 +220,8 @@ def test_missing_split_fails_before_any_job(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.e2e
+@needs_shared
 def test_config_typo_is_rejected_with_the_key_named(tmp_path):
     cfg = base_config(tiny_glue(tmp_path), "unused", ["sst2"])
     cfg["finetune"]["learning_rte"] = 1e-4
@@ -149,6 +230,8 @@ def test_config_typo_is_rejected_with_the_key_named(tmp_path):
         in res.stdout + res.stderr
 
 
+@pytest.mark.e2e
+@needs_shared
 @pytest.mark.real_teacher
 @pytest.mark.skipif(not (SHARED_HF / "models--sentence-transformers--all-MiniLM-L6-v2").is_dir(),
                     reason="all-MiniLM-L6-v2 not in ../shared/hf-cache")

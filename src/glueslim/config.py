@@ -6,12 +6,15 @@ was expected (unknown keys get a "did you mean"), instead of Snakemake's dump of
 The Snakefile then lets Snakemake's `validate` fill in the defaults, and `check_config(config)` checks
 what a schema cannot: model references (a local folder holding a saved model, or a well-formed hub
 id, present in the cache when offline), the student layer maps against the teacher's depth,
-`profile.task` against `tasks`, and the `trust_remote_code` list.
+`profile.task` against `tasks`, the `trust_remote_code` list, and the model names (unique, and the
+pruned and quantized models' sources among them). Every check is here and raises `ConfigError`.
+Last, `by_name(config)` turns the named lists (students, baselines, tinybert.students) into dicts.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import os
 import re
@@ -169,6 +172,23 @@ def load_schema(path: str | os.PathLike = SCHEMA) -> dict:
         return yaml.safe_load(f)
 
 
+@functools.cache
+def _shipped_schema() -> dict:
+    return load_schema()
+
+
+def schema_default(*keys: str) -> Any:
+    """The schema's default of the config key at `keys` (e.g. "finetune", "epochs"): what commands take
+    when a flag is not given, so that no default is restated in Python. KeyError if it has none."""
+    root = _shipped_schema()
+    node = root
+    for key in keys:
+        node = _resolve(node.get("properties", {}).get(key, {}), root)
+    if "default" not in node:
+        raise KeyError(f"{SCHEMA.name} has no default for {key_path(keys)}")
+    return node["default"]
+
+
 def schema_problems(config: dict, schema: dict) -> list[str]:
     """One line per schema violation: key path, value, what was expected."""
     import jsonschema
@@ -227,10 +247,10 @@ def model_ref_problem(ref: str, *, revision: str | None = None, offline: bool = 
 
 def teacher_layers(config: dict) -> int | None:
     """The teacher's num_hidden_layers where its config.json is at hand (local folder or cache)."""
-    ref, t = config["teacher"]["model"], config["teacher"]
-    path = Path(os.path.expanduser(ref)) / "config.json"
+    t = config["teacher"]
+    path = Path(os.path.expanduser(t["model"])) / "config.json"
     if not path.is_file():
-        hit = _hub_config(ref, t.get("revision"), config.get("hf", {}).get("cache"))
+        hit = _hub_config(t["model"], t["revision"], config["hf"]["cache"])
         if hit is None:
             return None
         path = Path(hit)
@@ -240,36 +260,85 @@ def teacher_layers(config: dict) -> int | None:
         return None
 
 
+def pruned_models(config: dict) -> dict[str, dict]:
+    """The head-pruned models by name, <source>-pruned<percent>: {"source": ..., "fraction": ...}."""
+    p = config["pruning"]
+    return {f"{src}-pruned{round(100 * f)}": {"source": src, "fraction": f}
+            for src in p["models"] for f in p["fractions"]}
+
+
+def int8_models(config: dict) -> dict[str, dict]:
+    """The int8 models by name, <source>-int8: {"source": ...}."""
+    return {f"{src}-int8": {"source": src} for src in config["quantization"]["models"]}
+
+
+def _names(entries: list[dict]) -> list[str]:
+    return [e["name"] for e in entries]
+
+
+def model_name_problems(config: dict) -> list[str]:
+    """Every model name once across the rows; pruning and quantization sources among this run's models."""
+    trained = ["teacher", *_names(config["students"]), *_names(config["tinybert"]["students"]),
+               *_names(config["baselines"])]
+    pruned = list(pruned_models(config))
+    models = trained + pruned + list(int8_models(config))
+    problems = []
+    clash = sorted({m for m in models if models.count(m) > 1})
+    if clash:
+        problems.append("model names must be unique across students, tinybert.students, baselines, pruning and "
+                        f"quantization; used twice: {', '.join(clash)}")
+    for key, allowed in (("pruning", trained), ("quantization", trained + pruned)):
+        unknown = [n for n in config[key]["models"] if n not in allowed]
+        if unknown:
+            problems.append(f"{key}.models: {', '.join(map(repr, unknown))} is not a model of this run; "
+                            f"expected one of {', '.join(allowed)}")
+    return problems
+
+
+def _tinybert_problems(config: dict) -> list[str]:
+    """tinybert.ablation: its base is a tinybert.students name, its tasks are configured tasks."""
+    names = _names(config["tinybert"]["students"])
+    abl = config["tinybert"]["ablation"]
+    if not abl["base"]:
+        return []
+    problems = []
+    if abl["base"] not in names:
+        problems.append(f"tinybert.ablation.base: {abl['base']!r} is not a tinybert.students name "
+                        f"(have: {', '.join(names) or 'none'})")
+    extra = sorted(set(abl["tasks"]) - set(config["tasks"]))
+    if extra:
+        problems.append(f"tinybert.ablation.tasks: {extra} are not configured tasks")
+    return problems
+
+
 def config_problems(config: dict) -> list[str]:
-    """What the schema cannot check, on a config with its defaults filled in."""
+    """What the schema cannot check, on a config with its defaults filled in (named lists still lists)."""
     problems = []
     tasks = list(config["tasks"])
-    hf = config.get("hf", {})
-    cache = os.path.abspath(hf["cache"]) if hf.get("cache") else None
-    if hf.get("offline") and cache and not os.path.isdir(cache):
+    hf = config["hf"]
+    cache = os.path.abspath(hf["cache"]) if hf["cache"] else None
+    if hf["offline"] and cache and not os.path.isdir(cache):
         problems.append(f"hf.cache = {hf['cache']!r}: no such folder (hf.offline is on, so models come from there)")
-    ptask = config.get("profile", {}).get("task")
+    ptask = config["profile"]["task"]
     if ptask is not None and ptask not in tasks:
         problems.append(f"profile.task = {ptask!r}: expected one of the configured tasks {', '.join(tasks)}")
     t = config["teacher"]
-    teacher_problem = model_ref_problem(t["model"], revision=t.get("revision"), offline=bool(hf.get("offline")),
-                                        cache=cache)
+    teacher_problem = model_ref_problem(t["model"], revision=t["revision"], offline=hf["offline"], cache=cache)
     if teacher_problem:
         problems.append(f"teacher.model: {teacher_problem}")
-    for i, ref in enumerate(config.get("trust_remote_code") or []):
+    for i, ref in enumerate(config["trust_remote_code"]):
         problem = model_ref_problem(ref)
         if problem:
             problems.append(f"trust_remote_code[{i}]: {problem}")
-    for i, b in enumerate(config.get("baselines") or []):
-        problem = model_ref_problem(b["model"], revision=b.get("revision"), offline=bool(hf.get("offline")),
-                                    cache=cache)
+    for i, b in enumerate(config["baselines"]):
+        problem = model_ref_problem(b["model"], revision=b["revision"], offline=hf["offline"], cache=cache)
         if problem:
-            problems.append(f"baselines[{i}].model ({b.get('name')}): {problem}")
+            problems.append(f"baselines[{i}].model ({b['name']}): {problem}")
     n_teacher = None if teacher_problem else teacher_layers(config)
-    for name, s in _students(config):
-        if s.get("arch", "distilbert") != "distilbert":
+    for s in config["students"]:
+        if s["arch"] != "distilbert":
             continue
-        n, lm = s.get("num_layers"), s.get("layer_map")
+        name, n, lm = s["name"], s["num_layers"], s["layer_map"]
         if n is not None and lm is not None and len(lm) != n:
             problems.append(f"students.{name}: layer_map {lm} has {len(lm)} entries but num_layers = {n}")
         if n_teacher is not None:
@@ -279,14 +348,7 @@ def config_problems(config: dict) -> list[str]:
             if bad:
                 problems.append(f"students.{name}.layer_map = {lm}: layers {bad} do not exist in the teacher "
                                 f"(layers 0..{n_teacher - 1})")
-    return problems
-
-
-def _students(config: dict) -> list[tuple[str, dict]]:
-    students = config.get("students") or []
-    if isinstance(students, dict):  # {name: settings}
-        return list(students.items())
-    return [(s.get("name"), s) for s in students]  # [{name: ..., ...}]
+    return problems + model_name_problems(config) + _tinybert_problems(config)
 
 
 def check_config(config: dict) -> None:
@@ -294,6 +356,13 @@ def check_config(config: dict) -> None:
     _raise(config_problems(config), "checked at start-up")
 
 
+def by_name(config: dict) -> None:
+    """After the checks: the named lists (a preset's list replaces the default's, where dicts would merge)
+    become dicts by name, in place: students, baselines and tinybert.students."""
+    for parent, key in ((config, "students"), (config, "baselines"), (config["tinybert"], "students")):
+        parent[key] = {entry.pop("name"): entry for entry in parent[key]}
+
+
 def trusts_remote_code(config: dict, ref: str) -> bool:
     """True only for a model the config names in `trust_remote_code`: its repository's code may run."""
-    return ref in (config.get("trust_remote_code") or [])
+    return ref in config["trust_remote_code"]

@@ -48,8 +48,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
-import json
 import logging
 import math
 import os
@@ -58,6 +56,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable
 
+from glueslim.config import schema_default
 from glueslim.errors import UserError
 from glueslim.io import atomic_dir, atomic_write_json, atomic_write_jsonl, read_jsonl, sha256_file
 from glueslim.tasks import OFFICIAL_ROWS, Task, get_task
@@ -366,7 +365,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="local copy in the original GLUE layout; empty or absent: download nyu-mll/glue "
                         "from the hub ($GLUE_DIR is not read here: the workflow resolves it)")
     p.add_argument("--max-train", type=int, default=None, help="keep a seeded random sample of N training rows")
-    p.add_argument("--seed", type=int, default=42, help="seed of the --max-train sample (default 42)")
+    p.add_argument("--seed", type=int, default=schema_default("seed"), help="seed of the --max-train sample")
     p.add_argument("--no-check-row-counts", dest="check_row_counts", action="store_false",
                    help="accept files whose row count differs from the official GLUE count")
     p.add_argument("--hub-revision", default=None, help="revision (branch, tag or commit) of nyu-mll/glue")
@@ -376,93 +375,3 @@ def run(args: argparse.Namespace) -> None:
     prepare(args.task, args.out, glue_dir=args.glue_dir or None, max_train=args.max_train, seed=args.seed,
             check_row_counts=args.check_row_counts, hub_revision=args.hub_revision)
 
-
-# ---------------------------------------------------------------- tokenization, once per tokenizer and text
-
-TOKEN_CACHE_ENV = "GLUESLIM_TOKEN_CACHE"  # the workflow sets it to results/tokens; unset: no cache
-
-
-def tokenizer_fingerprint(tokenizer) -> str:
-    """What decides a tokenizer's output: its class, input names and, for a fast tokenizer, its pipeline as
-    JSON (normaliser, pre-tokeniser, vocabulary, post-processor) without the truncation and padding state
-    that a call leaves behind; a slow tokenizer's vocabulary and init arguments. A student's copy of the
-    teacher's tokenizer has the teacher's fingerprint, so they share cached tokens."""
-    cached = getattr(tokenizer, "_glueslim_fingerprint", None)  # serialising the vocabulary takes a while
-    if cached is not None:
-        return cached
-    parts = {"class": type(tokenizer).__name__, "inputs": list(tokenizer.model_input_names)}
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None:
-        spec = json.loads(backend.to_str())
-        spec.pop("truncation", None)
-        spec.pop("padding", None)
-        parts["backend"] = spec
-    else:
-        parts["vocab"] = sorted(tokenizer.get_vocab().items())
-        parts["init"] = {k: v for k, v in sorted(tokenizer.init_kwargs.items()) if isinstance(v, (str, int, bool))}
-    fingerprint = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
-    try:
-        tokenizer._glueslim_fingerprint = fingerprint
-    except AttributeError:  # pragma: no cover - a tokenizer that refuses new attributes
-        pass
-    return fingerprint
-
-
-def tokenize(tokenizer, a: list[str], b: list[str] | None, max_len: int,
-             cache_dir: str | os.PathLike | None = None) -> dict[str, list[list[int]]]:
-    """tokenizer(a, b, truncation=True, max_length=max_len), unpadded, as {input name: one id list per text}.
-
-    With a cache folder (default: $GLUESLIM_TOKEN_CACHE), the result is stored there under a key of the
-    tokenizer's fingerprint, max_len and the texts, and every later call with the same ones, from any job,
-    reads it instead (one safetensors file: flat int32 ids and offsets; written atomically, so concurrent
-    jobs never see half a file; an unreadable one is tokenized again and replaced)."""
-    cache_dir = cache_dir if cache_dir is not None else os.environ.get(TOKEN_CACHE_ENV) or None
-    path = None
-    if cache_dir:
-        h = hashlib.sha256(f"{tokenizer_fingerprint(tokenizer)}\0{max_len}\0{b is not None}\0".encode())
-        for i, text in enumerate(a):
-            h.update(text.encode() + b"\1" + (b[i].encode() if b is not None else b"") + b"\2")
-        path = Path(cache_dir) / f"{h.hexdigest()}.safetensors"
-        if path.is_file():
-            try:
-                out = _read_tokens(path, len(a))
-                log.info("token cache: read %d tokenized texts from %s", len(a), path)
-                return out
-            except Exception as e:  # noqa: BLE001 - a damaged cache entry is rebuilt, never trusted
-                log.warning("%s: unreadable token cache entry (%s); tokenizing again", path, e)
-    out = dict(tokenizer(a, b, truncation=True, max_length=max_len))
-    if path is not None:
-        _write_tokens(path, out)
-        log.info("token cache: tokenized %d texts into %s", len(a), path)
-    return out
-
-
-def _write_tokens(path: Path, enc: dict[str, list[list[int]]]) -> None:
-    import torch
-    from safetensors.torch import save_file
-
-    from glueslim.io import atomic_file
-
-    tensors = {}
-    for name, seqs in enc.items():
-        tensors[f"{name}.ids"] = torch.tensor([t for s in seqs for t in s], dtype=torch.int32)
-        tensors[f"{name}.offsets"] = torch.tensor([0] + [len(s) for s in seqs], dtype=torch.int64).cumsum(0)
-    with atomic_file(path) as tmp:
-        save_file(tensors, str(tmp))
-
-
-def _read_tokens(path: Path, n: int) -> dict[str, list[list[int]]]:
-    from safetensors.torch import load_file
-
-    tensors = load_file(str(path))
-    out = {}
-    for key in tensors:
-        if key.endswith(".offsets"):
-            name = key[: -len(".offsets")]
-            offsets, ids = tensors[key].tolist(), tensors[f"{name}.ids"].tolist()
-            if len(offsets) != n + 1 or offsets[-1] != len(ids):
-                raise ValueError(f"{name}: {len(offsets) - 1} sequences, expected {n}")
-            out[name] = [ids[offsets[i] : offsets[i + 1]] for i in range(n)]
-    if not out:
-        raise ValueError("no sequences")
-    return out

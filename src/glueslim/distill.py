@@ -1,130 +1,261 @@
-"""Stage 3: DistilBERT-style task distillation.
+"""Distillation commands: `distill` (task distillation, every recipe) and `general-distill`.
 
-`teacher-outputs` runs the fine-tuned teacher once over a task's training set and stores its logits
-(safetensors, keyed by example idx); every student of that task reuses them, so distillation costs
-about as much as fine-tuning the student. `distill` builds a student of the teacher's width with fewer
-layers, each initialised from a teacher layer (every other one by default), and trains it with
-alpha * T^2 * KL(p_t || p_s) + (1 - alpha) * CE(s, gold)  (STS-B: alpha * MSE(s, t) + (1 - alpha) * MSE(s, gold)).
+`distill` trains a student of a task from its fine-tuned teacher. The student comes from a builder
+(glueslim.students: teacher_layers, albert, checkpoint, random), the losses from the distiller
+(glueslim.distiller), in one or two stages:
+
+- stage 1, only when `--intermediate` or `--matches` is given: the intermediate matches (TinyBERT's
+  embeddings, attention scores and hidden states by default) against the live teacher, `--stage1-epochs`;
+- stage 2, the prediction layer: `--prediction kl` (DistilBERT: T^2 KL, hard labels weighted 1 - alpha)
+  or `soft_ce` (TinyBERT: soft cross-entropy) against the cached teacher logits (`teacher-outputs`).
+
+DistilBERT- and ALBERT-style students are `--student teacher_layers|albert --prediction kl --alpha A`;
+TinyBERT-style ones `--student random|checkpoint --prediction soft_ce --intermediate ...`; any other mix
+works too, and `--augmented` (an `augment` folder) adds augmented rows to any student's training set.
+
+`general-distill` distils a student from the pre-trained teacher with the intermediate matches alone, on
+unlabeled text (a corpus file, or the pooled training sentences of the prepared tasks).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import random
+from dataclasses import fields, replace
 from pathlib import Path
 
-import torch
-from safetensors.torch import load_file, save_file
-from transformers import DataCollatorWithPadding
-
-from glueslim.errors import UserError
+from glueslim.batching import encode
+from glueslim.checkpoint import save_model
+from glueslim.config import schema_default
 from glueslim.data import load_split
-from glueslim.io import atomic_file, read_json
-from glueslim.losses import distillation_loss
-from glueslim.modeling import (
-    default_layer_map, load_classifier, load_tokenizer, make_albert_student, make_student, pick_device,
-)
+from glueslim.distiller import PredictionKD, distiller
+from glueslim.errors import UserError
+from glueslim.features import FEATURES, check_matches, default_matches
+from glueslim.io import read_jsonl
+from glueslim.losses import PREDICTION_LOSSES
+from glueslim.modeling import load_classifier, load_tokenizer
+from glueslim.recipe import Recipe, add_recipe_arguments, seed_everything
+from glueslim.record import read_record
+from glueslim.students import BUILDERS, StudentSpec, build_student
 from glueslim.tasks import get_task
-from glueslim.train import (
-    add_training_arguments, encode, hyperparameters, predict_logits, save_model, seed_everything, train,
-)
+from glueslim.teacher_outputs import teacher_logits_for
+from glueslim.train import train
+
+BUILDER_METHODS = {"teacher_layers": "DistilBERT-style KD",
+                   "albert": "ALBERT-style KD (shared layer, factorised embeddings)"}
 
 
-METHODS = {"distilbert": "DistilBERT-style KD", "albert": "ALBERT-style KD (shared layer, factorised embeddings)"}
+# ---------------------------------------------------------------- arguments
+
+def _add_student(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("student (glueslim.students)")
+    g.add_argument("--student", required=True, choices=list(BUILDERS),
+                   help="teacher_layers: the teacher's width, fewer layers copied from it; albert: factorised "
+                        "embeddings, one shared layer; checkpoint: --init; random: the shape below")
+    g.add_argument("--num-layers", type=int, default=None,
+                   help="student depth (teacher_layers: default half the teacher's; albert: the teacher's)")
+    g.add_argument("--layer-map", type=int, nargs="+", default=None,
+                   help="teacher_layers, albert: the teacher layer (0-based) that initialises each student "
+                        "layer (default: every other one; albert: the middle one)")
+    g.add_argument("--embedding-size", type=int, default=None, help="albert: the factorised embedding size E")
+    g.add_argument("--init", default=None, help="checkpoint: hub id (huawei-noah/TinyBERT_General_4L_312D) or "
+                                                "local folder (general-distill output); its shape wins")
+    g.add_argument("--hidden-size", type=int, default=None, help="random")
+    g.add_argument("--num-heads", type=int, default=None, help="random")
+    g.add_argument("--intermediate-size", type=int, default=None, help="random")
 
 
-def add_arguments_teacher_outputs(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--task", required=True)
-    p.add_argument("--data", required=True)
-    p.add_argument("--teacher-dir", required=True)
-    p.add_argument("--out", required=True, help="results/teacher_outputs/<task>.safetensors")
-    p.add_argument("--max-seq-length", type=int, default=128)
-    p.add_argument("--eval-batch-size", type=int, default=128)
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+def _add_matches(p: argparse.ArgumentParser, intermediate_default) -> None:
+    g = p.add_argument_group("intermediate matches (glueslim.features)")
+    g.add_argument("--intermediate", nargs="*", default=intermediate_default, choices=FEATURES,
+                   help="features of TinyBERT's default matches (ignored with --matches)")
+    g.add_argument("--match-layer-map", type=int, nargs="+", default=None,
+                   help="teacher layer (1..N) matched to each student layer (default: uniform, m*N/M)")
+    g.add_argument("--matches", default=None, help="JSON list of {teacher_layer, student_layer, feature, loss, "
+                                                   "weight, proj}, replacing the default matches")
 
 
-def run_teacher_outputs(args: argparse.Namespace) -> None:
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = pick_device(args.device)
-    tokenizer = load_tokenizer(args.teacher_dir)
-    teacher = load_classifier(args.teacher_dir).to(device)
-    rows = load_split(args.data, "train")
-    feats = encode(tokenizer, rows, args.max_seq_length)
-    logits = predict_logits(teacher, feats, DataCollatorWithPadding(tokenizer), args.eval_batch_size, device)
-    idx = torch.tensor([r["idx"] for r in rows], dtype=torch.long)
-    with atomic_file(args.out) as tmp:
-        save_file({"idx": idx, "logits": logits.contiguous()}, str(tmp), metadata={
-            "task": args.task, "teacher_dir": args.teacher_dir, "max_seq_length": str(args.max_seq_length)})
-
-
-def add_student_inputs(p: argparse.ArgumentParser) -> None:
-    """What every task-distillation command reads: the task's data, its teacher and the cached logits."""
+def add_arguments_distill(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", required=True)
     p.add_argument("--data", required=True)
     p.add_argument("--teacher-dir", required=True, help="the fine-tuned teacher of this task")
     p.add_argument("--teacher-outputs", required=True, help="its cached logits, written by teacher-outputs")
     p.add_argument("--name", required=True, help="the student's name in the leaderboard")
-
-
-def add_arguments_distill(p: argparse.ArgumentParser) -> None:
-    add_student_inputs(p)
-    p.add_argument("--num-layers", type=int, default=None, help="student depth (default: half the teacher's)")
-    p.add_argument("--layer-map", type=int, nargs="+", default=None,
-                   help="teacher layer that initialises each student layer (default: every other)")
-    p.add_argument("--arch", choices=["distilbert", "albert"], default="distilbert",
-                   help="distilbert: fewer teacher layers; albert: factorised embeddings, one shared layer")
-    p.add_argument("--embedding-size", type=int, default=128, help="albert: factorised embedding size E")
-    p.add_argument("--alpha", type=float, default=0.5, help="weight of the distillation term")
-    p.add_argument("--temperature", type=float, default=2.0)
     p.add_argument("--out", required=True)
-    add_training_arguments(p)
+    p.add_argument("--augmented", default=None, help="an augment folder: its rows join the training set")
+    _add_student(p)
+    g = p.add_argument_group("prediction layer (glueslim.losses)")
+    g.add_argument("--prediction", required=True, choices=list(PREDICTION_LOSSES),
+                   help="kl: DistilBERT's T^2 * KL; soft_ce: TinyBERT's soft cross-entropy (MSE for regression)")
+    g.add_argument("--alpha", type=float, default=None,
+                   help="weight of the prediction KD; 1 - alpha weights the hard-label loss (default: KD alone)")
+    g.add_argument("--temperature", type=float, required=True)
+    _add_matches(p, None)
+    g = p.add_argument_group("stages: 1 intermediate layers (with --intermediate or --matches), 2 prediction layer")
+    g.add_argument("--stage1-epochs", type=int, default=None, help="default --epochs; 0 skips stage 1")
+    g.add_argument("--stage1-learning-rate", type=float, default=None, help="default --learning-rate")
+    g.add_argument("--stage2-epochs", type=int, default=None, help="default --epochs")
+    g.add_argument("--stage2-learning-rate", type=float, default=None, help="default --learning-rate")
+    add_recipe_arguments(p)
 
 
-def teacher_logits_for(rows: list[dict], path: str) -> list[list[float]]:
-    """The cached teacher logits of each training row, matched by idx."""
-    cached = load_file(path)
-    by_idx = {int(i): k for k, i in enumerate(cached["idx"].tolist())}
-    missing = [r["idx"] for r in rows if r["idx"] not in by_idx]
-    if missing:
-        raise UserError(f"{path}: no teacher output for {len(missing)} training examples (idx {missing[:5]}…); "
-                        "the data changed after the teacher outputs were cached: re-run teacher_outputs")
-    logits = cached["logits"]
-    return [logits[by_idx[r["idx"]]].tolist() for r in rows]
+def add_arguments_general(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--teacher", required=True, help="the pre-trained (not fine-tuned) teacher: hub id or folder")
+    p.add_argument("--revision", default=None)
+    p.add_argument("--trust-remote-code", action="store_true")
+    p.add_argument("--data", nargs="*", default=[], help="prepared task folders: their training sentences")
+    p.add_argument("--corpus", default=None, help="a text file, one sentence or passage a line (instead of --data)")
+    p.add_argument("--max-sentences", type=int, default=None, help="a seeded sample of at most this many")
+    p.add_argument("--out", required=True)
+    _add_student(p)
+    _add_matches(p, schema_default("tinybert", "general", "intermediate"))
+    add_recipe_arguments(p)
 
+
+# ---------------------------------------------------------------- shared steps
+
+def _spec(args: argparse.Namespace) -> StudentSpec:
+    return StudentSpec(args.student, args.num_layers, tuple(args.layer_map) if args.layer_map else None,
+                       args.embedding_size, args.init, args.hidden_size, args.num_heads, args.intermediate_size)
+
+
+def _matches(args: argparse.Namespace, student, teacher) -> list[dict]:
+    M, N = student.config.num_hidden_layers, teacher.config.num_hidden_layers
+    try:
+        if args.matches:
+            return check_matches(json.loads(args.matches), M, N)
+        return default_matches(M, N, args.intermediate or [], args.match_layer_map)
+    except (ValueError, json.JSONDecodeError) as e:
+        raise UserError(f"intermediate matches: {e}") from None
+
+
+def _command(args: argparse.Namespace) -> dict:
+    """The command's own settings (not the recipe's): what a resumed checkpoint must share besides it."""
+    skip = {f.name for f in fields(Recipe)} | {"func", "command", "out"}
+    return {k: v for k, v in sorted(vars(args).items()) if k not in skip}
+
+
+def _shape(model) -> dict:
+    c = model.config
+    return {"num_layers": c.num_hidden_layers, "hidden_size": c.hidden_size, "num_heads": c.num_attention_heads,
+            "intermediate_size": c.intermediate_size}
+
+
+def _method(builder: str, two_stage: bool, used: list[str], kd: PredictionKD) -> str:
+    if not two_stage:
+        return BUILDER_METHODS.get(builder, f"prediction-layer KD ({kd.loss})")
+    what = ", ".join(used) or "prediction layer only"
+    if builder in BUILDER_METHODS:
+        return f"{BUILDER_METHODS[builder]}, intermediate layers first ({what})"
+    return f"TinyBERT-style KD ({what})"
+
+
+# ---------------------------------------------------------------- task distillation
 
 def run_distill(args: argparse.Namespace) -> None:
+    recipe = Recipe.from_args(args)
     task = get_task(args.task)
-    seed_everything(args.seed)
+    seed_everything(recipe.seed)
     tokenizer = load_tokenizer(args.teacher_dir)
     teacher = load_classifier(args.teacher_dir)
+    spec = _spec(args)
+    student, built = build_student(spec, teacher, recipe.seed)
     try:
-        if args.arch == "albert":
-            layer_map = args.layer_map or [teacher.config.num_hidden_layers // 2]
-            if len(layer_map) != 1:
-                raise ValueError(f"an ALBERT-style student shares one layer: layer_map {layer_map} must name one")
-            student = make_albert_student(teacher, args.embedding_size, args.num_layers, layer_map[0])
-        else:
-            layer_map = args.layer_map or default_layer_map(teacher.config.num_hidden_layers, args.num_layers)
-            student = make_student(teacher, layer_map)
+        kd = PredictionKD(args.prediction, 1.0 if args.alpha is None else args.alpha, args.temperature)
     except ValueError as e:
         raise UserError(str(e)) from None
-    del teacher
+    two_stage = args.intermediate is not None or args.matches is not None
+    matches = _matches(args, student, teacher) if two_stage else []
     rows = load_split(args.data, "train")
-    train_feats = encode(tokenizer, rows, args.max_seq_length,
+    aug = read_jsonl(Path(args.augmented) / "train.jsonl") if args.augmented else []
+    # two blocks, each as an earlier job tokenized it (teacher_outputs, augment): token cache hits
+    train_feats = encode(tokenizer, rows, recipe.max_seq_length,
                          extra={"teacher_logits": teacher_logits_for(rows, args.teacher_outputs)})
-    dev_feats = encode(tokenizer, load_split(args.data, task.eval_splits[0][0]), args.max_seq_length)
-
-    def loss_fn(logits, batch):
-        return distillation_loss(logits, batch["teacher_logits"], batch["labels"], args.alpha, args.temperature)
-
-    history = train(student, tokenizer, task, train_feats, dev_feats, args, loss_fn=loss_fn)
-    meta = {
-        "model": args.name, "task": task.name, "method": METHODS[args.arch],
-        "base_model": read_json(Path(args.teacher_dir) / "glueslim.json")["base_model"],
-        "teacher": "teacher", "teacher_dir": args.teacher_dir, "num_layers": student.config.num_hidden_layers,
-        "layer_map": layer_map, "arch": args.arch,
-        "embedding_size": args.embedding_size if args.arch == "albert" else None,
-        "hyperparameters": {**hyperparameters(args), "alpha": args.alpha, "temperature": args.temperature},
+    if aug:
+        train_feats += encode(tokenizer, [{k: r[k] for k in ("idx", "text_a", "text_b", "label") if k in r}
+                                          for r in aug], recipe.max_seq_length,
+                              extra={"teacher_logits": [r["teacher_logits"] for r in aug]})
+    dev_feats = encode(tokenizer, load_split(args.data, task.eval_splits[0][0]), recipe.max_seq_length)
+    e1 = recipe.epochs if args.stage1_epochs is None else args.stage1_epochs
+    e2 = recipe.epochs if args.stage2_epochs is None else args.stage2_epochs
+    lr1 = args.stage1_learning_rate or recipe.learning_rate
+    lr2 = args.stage2_learning_rate or recipe.learning_rate
+    command = _command(args)
+    ckpt = Path(recipe.checkpoint_dir)
+    stage1 = []
+    used = sorted({m["feature"] for m in matches}) if e1 > 0 else []
+    if e1 > 0 and matches:
+        stage = distiller(student, teacher, matches)
+        # no dev evaluation in stage 1: the head is not trained yet
+        stage1 = train(stage.model, tokenizer, task, train_feats, [],
+                       replace(recipe, epochs=e1, learning_rate=lr1, checkpoint_dir=str(ckpt / "stage1")),
+                       stage.loss_fn, stage.forward_fn, run_extra={**command, "stage": 1})
+    del teacher
+    recipe2 = replace(recipe, epochs=e2, learning_rate=lr2)
+    if two_stage:
+        recipe2 = replace(recipe2, checkpoint_dir=str(ckpt / "stage2"))
+    history = []
+    if e2 > 0:
+        stage = distiller(student, None, kd=kd)
+        history = train(stage.model, tokenizer, task, train_feats, dev_feats, recipe2, stage.loss_fn,
+                        stage.forward_fn, run_extra={**command, "stage": 2} if two_stage else command)
+    if not history:
+        history = stage1
+    hyperparameters = {**(recipe if two_stage else recipe2).hyperparameters(),
+                       **({} if args.alpha is None else {"alpha": args.alpha}), "temperature": args.temperature}
+    record = {
+        "model": args.name, "task": task.name, "method": _method(spec.builder, two_stage, used, kd),
+        "base_model": read_record(args.teacher_dir)["base_model"], "teacher": "teacher",
+        "teacher_dir": args.teacher_dir, **built,
     }
-    save_model(student, tokenizer, args.out, meta, history, args.checkpoint_dir)
+    if two_stage:
+        record.update({"matches": matches if used else [], "intermediate": used,
+                       "general_distillation": spec.builder == "checkpoint"})
+        hyperparameters.update({"stage1_epochs": e1, "stage1_learning_rate": lr1, "stage2_epochs": e2,
+                                "stage2_learning_rate": lr2})
+    if two_stage or aug:
+        record.update({"augmented": bool(args.augmented), "augmented_rows": len(aug)})
+    if two_stage:
+        record["stage1_history"] = stage1
+    record["hyperparameters"] = hyperparameters
+    save_model(student, tokenizer, args.out, record, history, recipe.checkpoint_dir)
+
+
+# ---------------------------------------------------------------- general distillation
+
+def corpus_sentences(data_dirs: list[str], corpus: str | None, max_sentences: int | None, seed: int) -> list[str]:
+    """Unlabeled text: the lines of `corpus`, or the pooled training sentences (text_a and text_b) of the
+    prepared tasks, de-duplicated in first-seen order, then a seeded sample of `max_sentences`."""
+    if corpus:
+        texts = [line.strip() for line in open(corpus, encoding="utf-8")]
+    else:
+        texts = [r[k] for d in data_dirs for r in load_split(d, "train") for k in ("text_a", "text_b") if r.get(k)]
+    texts = list(dict.fromkeys(t for t in texts if t))
+    if not texts:
+        raise UserError("general distillation: the corpus is empty")
+    if max_sentences and len(texts) > max_sentences:
+        texts = random.Random(seed).sample(texts, max_sentences)
+    return texts
+
+
+def run_general(args: argparse.Namespace) -> None:
+    recipe = Recipe.from_args(args)
+    seed_everything(recipe.seed)
+    tokenizer = load_tokenizer(args.teacher, args.revision, args.trust_remote_code)
+    teacher = load_classifier(args.teacher, None, args.revision, args.trust_remote_code)
+    student, built = build_student(_spec(args), teacher, recipe.seed)
+    matches = _matches(args, student, teacher)
+    if not matches:
+        raise UserError("general distillation needs intermediate matches (--intermediate or --matches)")
+    texts = corpus_sentences(args.data, args.corpus, args.max_sentences, recipe.seed)
+    feats = encode(tokenizer, [{"idx": i, "text_a": t, "text_b": None} for i, t in enumerate(texts)],
+                   recipe.max_seq_length)
+    stage = distiller(student, teacher, matches)
+    history = train(stage.model, tokenizer, None, feats, [], recipe, stage.loss_fn, stage.forward_fn,
+                    run_extra=_command(args))
+    record = {"model": Path(args.out).name, "method": "TinyBERT general distillation", "teacher": args.teacher,
+              "base_model": args.teacher, "init": built.get("init", args.student), **_shape(student),
+              "matches": stage.model.matches, "sentences": len(texts), "corpus": args.corpus or args.data,
+              "hyperparameters": recipe.hyperparameters()}
+    save_model(student, tokenizer, args.out, record, history, recipe.checkpoint_dir)

@@ -15,13 +15,15 @@ from pathlib import Path
 import torch
 from transformers import DataCollatorWithPadding
 
-from glueslim.errors import UserError
+from glueslim.batching import encode
 from glueslim.data import load_split
+from glueslim.errors import UserError
+from glueslim.inference import logits_to_predictions, predict_logits
 from glueslim.io import atomic_write_json, atomic_write_text
 from glueslim.metrics import split_metrics, task_metrics
 from glueslim.modeling import load_for_inference, load_tokenizer, pick_device
+from glueslim.recipe import add_inference_arguments
 from glueslim.tasks import get_task, glue_score, task_mean
-from glueslim.train import encode, logits_to_predictions, predict_logits
 
 COLUMNS = ("idx", "label", "prediction")
 
@@ -32,10 +34,7 @@ def add_arguments_predict(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True)
     p.add_argument("--model-dir", required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--max-seq-length", type=int, default=128)
-    p.add_argument("--eval-batch-size", type=int, default=128)
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    add_inference_arguments(p)
 
 
 def split_for_stem(task_name: str, stem: str) -> str:

@@ -104,7 +104,3 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
-
-
-def dir_size_bytes(path: str | os.PathLike, pattern: str = "*") -> int:
-    return sum(p.stat().st_size for p in Path(path).glob(pattern) if p.is_file())

@@ -1,5 +1,8 @@
 """`glueslim profile`: how big and how fast one saved sequence-classification model is.
 
+The counting is `glueslim.flops`'s, the timing `glueslim.timing`'s; `run` takes the steps in order
+and records the figures.
+
 What each figure in results/profile/<name>.json means:
 
 parameters
@@ -22,7 +25,7 @@ macs
     runs on CPU: without help it counts attention as 0. It is added here with the same
     formula torch uses for the CUDA fused kernels, so counts do not depend on the device.
     FlopCounterMode does not see int8 kernels: an int8 model is counted on its float architecture
-    (same parameters and MACs; see `run`).
+    (same parameters and MACs; see `_counted_model`).
 macs_by_length
     The same split per sequence (batch 1) at every sequence length that was timed. MACs are
     exactly proportional to the batch size (every op is per sequence), so a batch of b costs
@@ -66,259 +69,22 @@ from __future__ import annotations
 
 import argparse
 import logging
-import platform
-import resource
-import statistics
-import sys
-import time
 from pathlib import Path
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from glueslim.errors import UserError
+from glueslim.flops import count_macs, count_parameters
+from glueslim.int8 import WEIGHTS as INT8_WEIGHTS
 from glueslim.io import atomic_write_json
-from glueslim import quantize
 from glueslim.modeling import architecture, load_for_inference, pick_device
+from glueslim.timing import (MIN_RUNS, MIN_WARMUP, best_peak, device_info, measure_compiled, measure_latency,
+                             measure_peak, peak_memory, plan_points, with_floor)
 
 log = logging.getLogger(__name__)
 
-MIN_RUNS = 20
-MIN_WARMUP = 1
-SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16", "fma")
 WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt")
 NOT_WEIGHTS = {"training_args.bin", "optimizer.pt", "scheduler.pt", "scaler.pt"}
-
-_aten = torch.ops.aten
-LINEAR_OPS = {_aten.mm, _aten.addmm}
-ATTENTION_OPS = {
-    _aten.bmm,
-    _aten.baddbmm,
-    _aten._scaled_dot_product_flash_attention,
-    _aten._scaled_dot_product_efficient_attention,
-    _aten._scaled_dot_product_cudnn_attention,
-    _aten._scaled_dot_product_flash_attention_for_cpu,
-}
-
-
-def _sdpa_flops(query, key, value, *args, out_shape=None, **kwargs) -> int:
-    """FLOPs of QK^T and softmax(.)V for shapes [batch, heads, seq, head_dim] (as torch's sdpa_flop)."""
-    b, h, s_q, d = query
-    s_k, d_v = key[-2], value[-1]
-    return 2 * b * h * s_q * s_k * d + 2 * b * h * s_q * s_k * d_v
-
-
-def _dummy_inputs(model, batch_size: int, seq_length: int, device) -> dict:
-    """Full-length random token ids and an all-ones attention mask."""
-    if batch_size < 1 or seq_length < 1:
-        raise UserError(f"batch size and sequence length must be at least 1 (got {batch_size}, {seq_length})")
-    max_len = getattr(model.config, "max_position_embeddings", None)
-    if max_len is not None and seq_length > max_len:
-        raise UserError(f"--seq-length {seq_length} exceeds the model's max_position_embeddings ({max_len})")
-    ids = torch.randint(0, model.config.vocab_size, (batch_size, seq_length), device=device)
-    # transformers turns the mask into a dense one with .item()-style checks, impossible on
-    # "meta"; an all-ones mask is dropped by the sdpa path anyway, so omit it there
-    mask = None if ids.device.type == "meta" else torch.ones_like(ids)
-    return {"input_ids": ids, "attention_mask": mask}
-
-
-def count_parameters(model) -> dict:
-    total = sum(p.numel() for p in model.parameters())
-    embeddings = sum(p.numel() for p in model.base_model.embeddings.parameters())
-    return {"total": total, "embeddings": embeddings, "without_embeddings": total - embeddings}
-
-
-def count_macs(model, seq_length: int, batch_size: int = 1) -> dict:
-    """MACs of one forward pass, counted by FlopCounterMode on the model's own device ("meta" works)."""
-    inputs = _dummy_inputs(model, batch_size, seq_length, next(model.parameters()).device)
-    counter = FlopCounterMode(
-        display=False, custom_mapping={_aten._scaled_dot_product_flash_attention_for_cpu: _sdpa_flops}
-    )
-    with torch.inference_mode(), counter:
-        model(**inputs)
-    flops = counter.get_flop_counts()["Global"]  # {aten op: FLOPs} over the whole forward pass
-    total = sum(flops.values()) // 2
-    linear = sum(v for op, v in flops.items() if op in LINEAR_OPS) // 2
-    attention = sum(v for op, v in flops.items() if op in ATTENTION_OPS) // 2
-    by_op = {str(op): v // 2 for op, v in sorted(flops.items(), key=lambda kv: str(kv[0]))}
-    return {
-        "total": total,
-        "linear": linear,
-        "attention": attention,
-        "other": total - linear - attention,
-        "seq_length": seq_length,
-        "batch_size": batch_size,
-        "by_op": by_op,
-    }
-
-
-def _time_calls(fn, warmup: int, runs: int, device: torch.device) -> list[float]:
-    """Milliseconds of each of `runs` calls of `fn` after `warmup` untimed ones (CUDA events on a GPU)."""
-    cuda = device.type == "cuda"
-    times_ms = []
-    with torch.inference_mode():
-        for _ in range(warmup):
-            fn()
-        if cuda:
-            torch.cuda.synchronize(device)
-        for _ in range(runs):
-            if cuda:
-                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                start.record()
-                fn()
-                end.record()
-                torch.cuda.synchronize(device)
-                times_ms.append(start.elapsed_time(end))
-            else:
-                t0 = time.perf_counter()
-                fn()
-                times_ms.append((time.perf_counter() - t0) * 1000.0)
-    return times_ms
-
-
-def measure_latency(model, seq_length: int, batch_size: int, warmup: int, runs: int, device) -> dict:
-    """Forward-pass latency of `model` (moved to `device`) on random full-length batches."""
-    if runs < MIN_RUNS:
-        raise UserError(f"--runs {runs} is too few: at least {MIN_RUNS} timed runs are needed")
-    if warmup < MIN_WARMUP:
-        raise UserError(f"--warmup {warmup} is too few: at least {MIN_WARMUP} warm-up run is needed")
-    device = torch.device(device)
-    model.to(device).eval()
-    inputs = _dummy_inputs(model, batch_size, seq_length, device)
-    cuda = device.type == "cuda"
-    times_ms = _time_calls(lambda: model(**inputs), warmup, runs, device)
-    if len(times_ms) < runs:  # never report from fewer timed runs than were asked for
-        raise RuntimeError(f"only {len(times_ms)} of {runs} timed runs completed")
-    q1, median, q3 = statistics.quantiles(times_ms, n=4, method="inclusive")
-    return {
-        "batch_size": batch_size,
-        "seq_length": seq_length,
-        "device": device.type,
-        "threads": torch.get_num_threads(),
-        "timer": "cuda_events" if cuda else "perf_counter",
-        "warmup": warmup,
-        "runs": len(times_ms),
-        "median_ms": median,
-        "q1_ms": q1,
-        "q3_ms": q3,
-        "iqr_ms": q3 - q1,
-        "min_ms": min(times_ms),
-        "max_ms": max(times_ms),
-        "throughput_per_s": batch_size / (median / 1000.0),
-    }
-
-
-def _int8_linear(n: int):
-    """An n x n nn.Linear with torch's dynamic int8 kernel (what an int8 model's Linear layers run)."""
-    import warnings
-
-    with warnings.catch_warnings():  # torch points users of the eager API at torchao; it is still supported
-        warnings.simplefilter("ignore")
-        from torch.ao.quantization import quantize_dynamic
-        return quantize_dynamic(torch.nn.Sequential(torch.nn.Linear(n, n)), {torch.nn.Linear}, dtype=torch.qint8)
-
-
-def has_int8_linear(model) -> bool:
-    try:
-        from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
-    except ImportError:  # pragma: no cover
-        return False
-    return any(isinstance(m, DynamicLinear) for m in model.modules())
-
-
-def measure_peak_flops(device, dtype: torch.dtype = torch.float32, sizes: tuple[int, ...] | None = None,
-                       runs: int = 10, warmup: int = 2, kind: str = "matmul") -> dict:
-    """The device's peak matrix-product throughput: the best FLOP/s of `runs` timed n x n products.
-
-    kind "matmul": torch.matmul of two n x n matrices of `dtype`; kind "int8_dynamic": an n x n
-    dynamic-int8 nn.Linear on n rows (CPU; its time includes quantizing the activations, as in a
-    model). 2 n^3 FLOPs each. Best, not median: the floor it yields must be a lower bound on the
-    time of the model's matrix products.
-    """
-    device = torch.device(device)
-    cuda = device.type == "cuda"
-    if kind not in ("matmul", "int8_dynamic") or (kind == "int8_dynamic" and cuda):
-        raise ValueError(f"no peak measurement {kind!r} on {device.type}")
-    sizes = sizes or ((4096, 8192) if cuda else (512, 1024))
-    best, best_n = 0.0, None
-    for n in sizes:
-        if kind == "int8_dynamic":
-            lin, a = _int8_linear(n), torch.randn(n, n)
-
-            def product():
-                return lin(a)
-        else:
-            a = torch.randn(n, n, device=device).to(dtype)
-            b = torch.randn(n, n, device=device).to(dtype)
-
-            def product():
-                return torch.matmul(a, b)
-        for ms in _time_calls(product, warmup, runs, device):
-            if ms > 0 and 2 * n**3 / (ms / 1000.0) > best:
-                best, best_n = 2 * n**3 / (ms / 1000.0), n
-        del a, product
-    return {
-        "flops_per_s": best,
-        "method": ("best of timed square torch.matmul" if kind == "matmul"
-                   else "best of timed square dynamic-int8 nn.Linear"),
-        "dtype": "int8" if kind == "int8_dynamic" else str(dtype).replace("torch.", ""),
-        "matmul_sizes": list(sizes),
-        "best_size": best_n,
-        "runs": runs,
-        "warmup": warmup,
-        "threads": torch.get_num_threads(),
-        "tf32": bool(torch.backends.cuda.matmul.allow_tf32) if cuda else None,
-    }
-
-
-def measure_peak(device, model) -> dict:
-    """The peak that bounds `model`: float matmul in its dtype and, for an int8 model, the int8 kernel
-    too (the faster of the two: its Linear layers run int8, its attention products float)."""
-    dtype = next(model.parameters()).dtype
-    peaks = [measure_peak_flops(device, dtype if dtype.is_floating_point else torch.float32)]
-    if has_int8_linear(model) and torch.device(device).type == "cpu":
-        peaks.append(measure_peak_flops(device, kind="int8_dynamic"))
-    best = max(peaks, key=lambda p: p["flops_per_s"])
-    return {**best, "candidates": {p["dtype"]: p["flops_per_s"] for p in peaks}}
-
-
-def with_floor(entry: dict, macs_per_sequence: int | None, peak_flops: float | None) -> dict:
-    """A latency entry with `macs` (whole batch), `floor_ms` = 2*macs/peak and `pct_of_peak` added."""
-    macs = None if macs_per_sequence is None else macs_per_sequence * entry["batch_size"]
-    floor = 2 * macs / peak_flops * 1000.0 if macs is not None and peak_flops else None
-    median = entry.get("median_ms")
-    return {**entry, "macs": macs, "floor_ms": floor,
-            "pct_of_peak": floor / median * 100.0 if floor is not None and median else None}
-
-
-def device_info(device, threads: int | None = None) -> dict:
-    import transformers
-
-    device = torch.device(device)
-    cpuinfo = {}  # first processor's entries of /proc/cpuinfo (Linux)
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                cpuinfo.setdefault(key.strip(), value.strip())
-    except OSError:
-        pass
-    cpu_model = cpuinfo.get("model name") or platform.processor() or platform.machine()
-    flags = set(cpuinfo.get("flags", "").split())
-    gpu_name = torch.cuda.get_device_name(device) if device.type == "cuda" else None
-    return {
-        "type": device.type,
-        "name": gpu_name or cpu_model,
-        "cpu_model": cpu_model,
-        "cpu_flags": [f for f in SPEED_FLAGS if f in flags],
-        "threads": torch.get_num_threads(),
-        "threads_requested": threads,
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "python": platform.python_version(),
-        "cuda": torch.version.cuda,
-        "gpu_name": gpu_name,
-    }
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -341,49 +107,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
 
 
-def plan_points(seq_length: int, batch_sizes: list[int], seq_lengths: list[int], length_batch_size: int,
-                max_len: int | None) -> tuple[list[tuple[int, int]], list[dict]]:
-    """The (batch, length) points to time, each once, batch sweep first; and the lengths skipped."""
-    points: list[tuple[int, int]] = []
-    skipped: list[dict] = []
-    for b in batch_sizes:
-        if (b, seq_length) not in points:
-            points.append((b, seq_length))
-    for n in sorted(set(seq_lengths)):
-        if max_len is not None and n > max_len:
-            skipped.append({"batch_size": length_batch_size, "seq_length": n,
-                            "reason": f"longer than the model's max_position_embeddings ({max_len})"})
-        elif (length_batch_size, n) not in points:
-            points.append((length_batch_size, n))
-    return points, skipped
-
-
-def measure_compiled(model, points: list[tuple[int, int]], warmup: int, runs: int, device) -> dict:
-    """Latency of torch.compile(model) (inductor, one graph per shape) at each (batch, length) point, with
-    the seconds each compilation took; a model that does not compile (an int8 one, say) gets its error
-    recorded instead, never a failed job."""
-    if not points:
-        return {"latency": [], "errors": []}
-    import torch._dynamo
-
-    compiled, out = torch.compile(model.to(device).eval(), dynamic=False), {"latency": [], "errors": []}
-    for b, n in points:
-        try:
-            t0 = time.perf_counter()
-            with torch.inference_mode():
-                compiled(**_dummy_inputs(model, b, n, device))  # compiles for this shape
-            seconds = time.perf_counter() - t0
-            entry = measure_latency(compiled, n, b, warmup, runs, device)
-            out["latency"].append({**entry, "compile_seconds": round(seconds, 3), "compiler": "torch.compile"})
-        except Exception as e:  # noqa: BLE001 - the eager figures stand; the report says why this one is missing
-            out["errors"].append({"batch_size": b, "seq_length": n, "error": f"{type(e).__name__}: {str(e)[:300]}"})
-            log.warning("torch.compile at batch %d x %d tokens failed: %s", b, n, e)
-    torch._dynamo.reset()
-    return out
-
-
-def run(args: argparse.Namespace) -> None:
-    # check cheap arguments before loading anything
+def _check_arguments(args: argparse.Namespace) -> None:
+    """Refuse bad arguments before loading anything."""
     if args.runs < MIN_RUNS:
         raise UserError(f"--runs {args.runs} is too few: at least {MIN_RUNS} timed runs are needed")
     if args.warmup < MIN_WARMUP:
@@ -397,18 +122,19 @@ def run(args: argparse.Namespace) -> None:
             raise UserError(f"{flag} {' '.join(map(str, values))}: every value must be at least 1")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: no CUDA device is available")
-    device = pick_device(args.device)
-    model_dir = Path(args.model_dir)
-    if not (model_dir / "config.json").is_file():
-        raise UserError(f"--model-dir {model_dir}: no config.json there")
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    if not (Path(args.model_dir) / "config.json").is_file():
+        raise UserError(f"--model-dir {Path(args.model_dir)}: no config.json there")
 
+
+def _load(model_dir: Path):
     try:
-        model = load_for_inference(str(model_dir))
+        return load_for_inference(str(model_dir))
     except (OSError, ValueError) as e:
         raise UserError(f"--model-dir {model_dir}: cannot load the model ({e})") from None
 
+
+def _plan(args: argparse.Namespace, model) -> tuple[list[tuple[int, int]], list[dict]]:
+    """The (batch, length) points to time and the lengths skipped (longer than the model takes)."""
     max_len = getattr(model.config, "max_position_embeddings", None)
     if max_len is not None and args.seq_length > max_len:
         raise UserError(f"--seq-length {args.seq_length} exceeds the model's max_position_embeddings ({max_len})")
@@ -416,65 +142,88 @@ def run(args: argparse.Namespace) -> None:
                                   args.length_batch_size, max_len)
     for s in skipped:
         log.warning("not timing %d tokens: %s", s["seq_length"], s["reason"])
+    return points, skipped
 
-    # int8 keeps the float model's parameters and MACs; its packed weights are no nn.Parameters and
-    # FlopCounterMode does not see quantized kernels, so count on the float architecture
-    counted = architecture(str(model_dir)) if (model_dir / quantize.WEIGHTS).exists() else model
-    if counted is not model:
-        device = torch.device("cpu")  # dynamic int8 kernels exist for the CPU only
-    parameters = count_parameters(counted)
-    # on CPU, before any move to the GPU; per sequence (batch 1): a batch of b costs exactly b times
-    by_length = {n: count_macs(counted, n, batch_size=1) for n in sorted({n for _, n in points})}
-    macs = by_length[args.seq_length]
-    size = sum(
+
+def _counted_model(model_dir: Path, model, device: torch.device):
+    """The model whose parameters and MACs are counted, and the device to time `model` on.
+
+    int8 keeps the float model's parameters and MACs; its packed weights are no nn.Parameters and
+    FlopCounterMode does not see quantized kernels, so count on the float architecture."""
+    if not (model_dir / INT8_WEIGHTS).exists():
+        return model, device
+    return architecture(str(model_dir)), torch.device("cpu")  # dynamic int8 kernels exist for the CPU only
+
+
+def size_on_disk(model_dir: Path) -> int:
+    """Bytes of the weight files in `model_dir` (not trainer state)."""
+    return sum(
         p.stat().st_size
         for pattern in WEIGHT_PATTERNS
         for p in model_dir.glob(pattern)
         if p.is_file() and p.name not in NOT_WEIGHTS
     )
 
-    # the device's peak, measured before and after the sweep (outside the peak-memory window); the
-    # better of the two, so that a burst of load from elsewhere during one does not lower the floor
-    peaks = [measure_peak(device, model)]
+
+def _time_eager(model, points: list[tuple[int, int]], warmup: int, runs: int,
+                device: torch.device) -> tuple[list[dict], tuple[float, str]]:
+    """Eager latency at every point, and the peak memory (MiB, kind) over those runs."""
     if device.type == "cuda":
         model.to(device)
         torch.cuda.reset_peak_memory_stats(device)
     raw = []
     for b, n in points:
-        entry = measure_latency(model, n, b, args.warmup, args.runs, device)
-        if entry["runs"] < args.runs:  # measure_latency guarantees it; the report relies on it
-            raise RuntimeError(f"batch {b}, {n} tokens: {entry['runs']} timed runs, {args.runs} asked for")
+        entry = measure_latency(model, n, b, warmup, runs, device)
+        if entry["runs"] < runs:  # measure_latency guarantees it; the report relies on it
+            raise RuntimeError(f"batch {b}, {n} tokens: {entry['runs']} timed runs, {runs} asked for")
         raw.append(entry)
-    if device.type == "cuda":
-        peak_mb, peak_kind = torch.cuda.max_memory_allocated(device) / 2**20, "cuda_max_allocated"
-    else:
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
-        peak_mb = rss / 2**20 if sys.platform == "darwin" else rss / 2**10
-        peak_kind = "process_peak_rss"
-    # after the peak-memory reading, which is the eager model's
-    compiled = measure_compiled(model, [(b, args.seq_length) for b in args.compile_batch_sizes], args.warmup,
-                                args.runs, device)
-    peaks.append(measure_peak(device, model))
-    candidates = {k: max(p["candidates"].get(k, 0.0) for p in peaks) for k in peaks[0]["candidates"]}
-    peak = {**max(peaks, key=lambda p: p["flops_per_s"]), "candidates": candidates,
-            "measured_flops_per_s": [p["flops_per_s"] for p in peaks]}
+    return raw, peak_memory(device)
+
+
+def _with_floors(entries: list[dict], by_length: dict[int, dict], peak: dict) -> list[dict]:
+    return [with_floor(e, by_length[e["seq_length"]]["total"], peak["flops_per_s"]) for e in entries]
+
+
+def _log_figures(peak: dict, latency: list[dict], latency_compiled: list[dict]) -> None:
     log.info("peak %.1f GFLOP/s (%s matmul, %d threads; before/after the sweep: %s)", peak["flops_per_s"] / 1e9,
              peak["dtype"], peak["threads"], " / ".join(f"{p / 1e9:.1f}" for p in peak["measured_flops_per_s"]))
-    latency = []
-    for entry in raw:
-        entry = with_floor(entry, by_length[entry["seq_length"]]["total"], peak["flops_per_s"])
+    for entry in latency:
         log.info("batch %3d x %4d tokens: median %9.3f ms, IQR %8.3f ms, floor %8.3f ms (%5.1f%% of peak), "
                  "%d runs after %d warm-up, %d threads, %s", entry["batch_size"], entry["seq_length"],
                  entry["median_ms"], entry["iqr_ms"], entry["floor_ms"] or float("nan"),
                  entry["pct_of_peak"] or float("nan"), entry["runs"], entry["warmup"], entry["threads"],
                  entry["device"])
-        latency.append(entry)
-    latency_compiled = [with_floor(e, by_length[e["seq_length"]]["total"], peak["flops_per_s"])
-                        for e in compiled["latency"]]
     for e in latency_compiled:
         log.info("torch.compile, batch %3d x %4d tokens: median %9.3f ms (%5.1f%% of peak), compiled in %.1f s",
                  e["batch_size"], e["seq_length"], e["median_ms"], e["pct_of_peak"] or float("nan"),
                  e["compile_seconds"])
+
+
+def run(args: argparse.Namespace) -> None:
+    _check_arguments(args)
+    device = pick_device(args.device)
+    model_dir = Path(args.model_dir)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    model = _load(model_dir)
+    points, skipped = _plan(args, model)
+    counted, device = _counted_model(model_dir, model, device)
+    parameters = count_parameters(counted)
+    # on CPU, before any move to the GPU; per sequence (batch 1): a batch of b costs exactly b times
+    by_length = {n: count_macs(counted, n, batch_size=1) for n in sorted({n for _, n in points})}
+    size = size_on_disk(model_dir)
+
+    # the device's peak, measured before and after the sweep (outside the peak-memory window); the
+    # better of the two, so that a burst of load from elsewhere during one does not lower the floor
+    first_peak = measure_peak(device, model)
+    raw, (peak_mb, peak_kind) = _time_eager(model, points, args.warmup, args.runs, device)
+    # after the peak-memory reading, which is the eager model's
+    compiled = measure_compiled(model, [(b, args.seq_length) for b in args.compile_batch_sizes], args.warmup,
+                                args.runs, device)
+    peak = best_peak([first_peak, measure_peak(device, model)])
+    latency = _with_floors(raw, by_length, peak)
+    latency_compiled = _with_floors(compiled["latency"], by_length, peak)
+    _log_figures(peak, latency, latency_compiled)
 
     atomic_write_json(
         args.out,
@@ -482,7 +231,7 @@ def run(args: argparse.Namespace) -> None:
             "model": args.name,
             "model_dir": str(args.model_dir),
             "parameters": parameters,
-            "macs": macs,
+            "macs": by_length[args.seq_length],
             "macs_by_length": [{k: m[k] for k in ("seq_length", "total", "linear", "attention", "other")}
                                for m in by_length.values()],
             "size_on_disk_bytes": size,

@@ -67,8 +67,6 @@ TASKS: dict[str, Task] = {t.name: t for t in [
     ),
 ]}
 
-GLUE_TASKS = ("cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli")
-
 # Rows in the official GLUE files (header excluded), used to catch truncated downloads.
 OFFICIAL_ROWS: dict[tuple[str, str], int] = {
     ("cola", "train"): 8551, ("cola", "validation"): 1043, ("cola", "test"): 1063,

@@ -10,7 +10,7 @@ SRC = os.path.join(workflow.basedir, "src")
 sys.path.insert(0, SRC)  # the rules' commands import the package from here too (PYTHONPATH below)
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p))
 
-from glueslim.config import trusts_remote_code  # noqa: E402
+from glueslim.config import int8_models, pruned_models, trusts_remote_code  # noqa: E402
 from glueslim.data import check_local_copy, resolve_glue_dir  # noqa: E402
 from glueslim.tasks import get_task  # noqa: E402
 
@@ -23,35 +23,14 @@ TASKS = list(config["tasks"])
 STUDENTS = list(config["students"])
 TEACHER = "teacher"
 BASELINES = list(config["baselines"])
-# compressed models by name: <source>-pruned<percent> and <source>-int8
-PRUNED = {
-    f"{src}-pruned{round(100 * f)}": {"source": src, "fraction": f}
-    for src in config["pruning"]["models"]
-    for f in config["pruning"]["fractions"]
-}
-INT8 = {f"{src}-int8": {"source": src} for src in config["quantization"]["models"]}
-TINYBERT = [s["name"] for s in config.get("tinybert", {}).get("students", [])]  # rules: tinybert.smk
+PRUNED = pruned_models(config)  # <source>-pruned<percent>
+INT8 = int8_models(config)  # <source>-int8
+TINYBERT = list(config["tinybert"]["students"])  # rules: tinybert.smk
 MODELS = [TEACHER] + STUDENTS + TINYBERT + BASELINES + list(PRUNED) + list(INT8)
 # ablation tables (results/ablations/<name>.json, format in the README): a rule file that writes one
 # appends its path here, so the leaderboard waits for it and shows it
 ABLATIONS = []
 
-
-def _check_model_names():
-    trained = [TEACHER] + STUDENTS + TINYBERT + BASELINES
-    clash = sorted({m for m in MODELS if MODELS.count(m) > 1})
-    if clash:
-        sys.exit("glueslim: invalid configuration: model names must be unique across students, baselines, "
-                 f"pruning and quantization; used twice: {', '.join(clash)}")
-    for key, names, allowed in (("pruning.models", config["pruning"]["models"], trained),
-                                ("quantization.models", config["quantization"]["models"], trained + list(PRUNED))):
-        unknown = [n for n in names if n not in allowed]
-        if unknown:
-            sys.exit(f"glueslim: invalid configuration: {key}: {', '.join(map(repr, unknown))} is not a model "
-                     f"of this run; expected one of {', '.join(allowed)}")
-
-
-_check_model_names()
 # prediction files: one per evaluated dev split (MNLI: matched and mismatched)
 STEM_TASK = {stem: t for t in TASKS for _, stem in get_task(t).eval_splits}
 PROFILE_TASK = config["profile"]["task"] or TASKS[0]  # config.check_config: one of the tasks
@@ -75,7 +54,6 @@ ON_GPUS = "python -m glueslim.gpus --gpus {resources.gpu} -- "
 ON_GPUS_DDP = "python -m glueslim.gpus --gpus {resources.gpu} --distributed -- "
 TRAIN_PRECISION = dict(precision=config["precision"], no_tf32=not config["gpu"]["tf32"])  # training flags
 THREADS = config["threads"]
-RES = config["resources"]
 
 
 def one_of(names):
@@ -123,7 +101,7 @@ def recipe(task, override=None):
     if override:
         r.update({k: v for k, v in override.items() if k in RECIPE_KEYS})
         r.update(override.get("per_task", {}).get(task, {}))
-    if r.get("gradient_accumulation_steps") == 1:  # the default: no flag, so commands (and params) stay as before
+    if r["gradient_accumulation_steps"] == 1:  # the default: no flag, so commands (and params) stay as before
         r["gradient_accumulation_steps"] = None
     return r
 
@@ -133,8 +111,45 @@ def train_cap(task):
     return cap.get(task) if isinstance(cap, dict) else cap
 
 
+def model_dir(model, task):
+    return f"results/models/{model}/{task}"
+
+
+# ---------------------------------------------------------------- what every rule declares
+# A rule's job settings in five lines:
+#     conda: CONDA_ENV
+#     log: log_file("<rule>", "<wildcard>", ...)
+#     benchmark: benchmark_file("<rule>", "<wildcard>", ...)
+#     threads: THREADS              (1 for a light job)
+#     resources: **job_resources("train" | "infer" | "light", gpu=...)
+
 CONDA_ENV = "../../envs/glueslim.yaml"  # used with --sdm conda
 
 
-def model_dir(model, task):
-    return f"results/models/{model}/{task}"
+def log_file(rule, *wildcards):
+    """logs/<rule>/{w1}/.../{wn}.log: a job's log (logs/<rule>.log for a rule without wildcards)."""
+    return "/".join(["logs", rule, *(f"{{{w}}}" for w in wildcards)]) + ".log"
+
+
+def benchmark_file(rule, *wildcards):
+    """results/benchmarks/<rule>/{w1}_..._{wn}.tsv: a job's time and memory (<rule>.tsv without wildcards)."""
+    return f"results/benchmarks/{rule}/{'_'.join(f'{{{w}}}' for w in wildcards) or rule}.tsv"
+
+
+def job_resources(kind, gpu=None, **override):
+    """A rule's resources: mem_mb and runtime from config `resources.<kind>` (train, infer or light) unless
+    overridden, `gpu` GPUs (a number or a function of the wildcards; None: a CPU rule), and for a job that
+    gets a GPU, the partition `slurm.gpu_partition` (the SLURM executor's -p; null: none asked for)."""
+    res = {**config["resources"][kind], **override}
+    if gpu is not None:
+        res["gpu"] = gpu
+        partition = config["slurm"]["gpu_partition"]
+        if partition:
+            gpus = gpu if callable(gpu) else lambda w: gpu
+            res["slurm_partition"] = lambda w: partition if gpus(w) > 0 else None  # None: not set
+    return res
+
+
+def model_gpus(w):
+    """GPUs of a job that runs {model}: none for an int8 model (its kernels run on the CPU)."""
+    return 0 if w.model in INT8 else GPU

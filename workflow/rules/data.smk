@@ -9,15 +9,10 @@ rule prepare_data:
             seed=config["seed"],
             no_check_row_counts=not config["data"]["check_row_counts"],
         ),
-    conda:
-        CONDA_ENV
-    log:
-        "logs/prepare_data/{task}.log",
-    benchmark:
-        "results/benchmarks/prepare_data/{task}.tsv"
+    conda: CONDA_ENV
+    log: log_file("prepare_data", "task")
+    benchmark: benchmark_file("prepare_data", "task")
     threads: 1
-    resources:
-        mem_mb=RES["light"]["mem_mb"],
-        runtime=RES["light"]["runtime"],
+    resources: **job_resources("light")
     shell:
         "python -m glueslim prepare-data --task {wildcards.task} --out {output} {params.args} > {log} 2>&1"

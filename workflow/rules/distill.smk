@@ -1,3 +1,9 @@
+# Task distillation of the configured `students` (DistilBERT- and ALBERT-style), from the teacher's cached
+# logits. Every student goes through the one `glueslim distill` command (tinybert.smk's too): `arch` names
+# its builder, the loss is DistilBERT's prediction KD (T^2 KL against the teacher, hard labels 1 - alpha).
+STUDENT_BUILDER = {"distilbert": "teacher_layers", "albert": "albert"}  # config arch -> glueslim.students
+
+
 rule teacher_outputs:
     input:
         data="results/data/{task}",
@@ -10,20 +16,33 @@ rule teacher_outputs:
             max_seq_length=recipe(w.task)["max_seq_length"],
             eval_batch_size=recipe(w.task)["eval_batch_size"],
         ),
-    conda:
-        CONDA_ENV
-    log:
-        "logs/teacher_outputs/{task}.log",
-    benchmark:
-        "results/benchmarks/teacher_outputs/{task}.tsv"
+    conda: CONDA_ENV
+    log: log_file("teacher_outputs", "task")
+    benchmark: benchmark_file("teacher_outputs", "task")
     threads: THREADS
-    resources:
-        gpu=GPU,
-        mem_mb=RES["infer"]["mem_mb"],
-        runtime=RES["infer"]["runtime"],
+    resources: **job_resources("infer", gpu=GPU)
     shell:
         ON_GPUS + "python -m glueslim teacher-outputs --task {wildcards.task} --data {input.data}"
         " --teacher-dir {input.teacher} --out {output} --threads {threads} {params.args} > {log} 2>&1"
+
+
+def student_args(name, task):
+    """Flags of `glueslim distill` for the configured student `name` on `task`."""
+    s = config["students"][name]
+    return flags(
+        name=name,
+        student=STUDENT_BUILDER[s["arch"]],
+        embedding_size=s["embedding_size"] if s["arch"] == "albert" else None,
+        num_layers=s["num_layers"],
+        layer_map=s["layer_map"],
+        prediction="kl",
+        alpha=s["alpha"],
+        temperature=s["temperature"],
+        seed=config["seed"],
+        device=config["device"],
+        **recipe(task, s["train"]),
+        **TRAIN_PRECISION,
+    )
 
 
 rule distill_student:
@@ -34,31 +53,13 @@ rule distill_student:
     output:
         directory("results/models/{student}/{task}"),
     params:
-        args=lambda w: flags(
-            name=w.student,
-            arch=config["students"][w.student]["arch"],
-            embedding_size=config["students"][w.student]["embedding_size"],
-            num_layers=config["students"][w.student]["num_layers"],
-            layer_map=config["students"][w.student]["layer_map"],
-            alpha=config["students"][w.student]["alpha"],
-            temperature=config["students"][w.student]["temperature"],
-            seed=config["seed"],
-            device=config["device"],
-            **recipe(w.task, config["students"][w.student]["train"]),
-            **TRAIN_PRECISION,
-        ),
+        args=lambda w: student_args(w.student, w.task),
         checkpoints="results/checkpoints/{student}/{task}",
-    conda:
-        CONDA_ENV
-    log:
-        "logs/distill_student/{student}/{task}.log",
-    benchmark:
-        "results/benchmarks/distill_student/{student}_{task}.tsv"
+    conda: CONDA_ENV
+    log: log_file("distill_student", "student", "task")
+    benchmark: benchmark_file("distill_student", "student", "task")
     threads: THREADS
-    resources:
-        gpu=TRAIN_GPU,
-        mem_mb=RES["train"]["mem_mb"],
-        runtime=RES["train"]["runtime"],
+    resources: **job_resources("train", gpu=TRAIN_GPU)
     shell:
         ON_GPUS_DDP + "python -m glueslim distill --task {wildcards.task} --data {input.data} --teacher-dir {input.teacher}"
         " --teacher-outputs {input.teacher_outputs} --out {output} --checkpoint-dir {params.checkpoints}"

@@ -11,17 +11,11 @@ rule predict:
             max_seq_length=recipe(STEM_TASK[w.stem])["max_seq_length"],
             eval_batch_size=recipe(STEM_TASK[w.stem])["eval_batch_size"],
         ),
-    conda:
-        CONDA_ENV
-    log:
-        "logs/predict/{model}/{stem}.log",
-    benchmark:
-        "results/benchmarks/predict/{model}_{stem}.tsv"
+    conda: CONDA_ENV
+    log: log_file("predict", "model", "stem")
+    benchmark: benchmark_file("predict", "model", "stem")
     threads: THREADS
-    resources:
-        gpu=lambda w: 0 if w.model in INT8 else GPU,  # int8 kernels run on the CPU
-        mem_mb=RES["infer"]["mem_mb"],
-        runtime=RES["infer"]["runtime"],
+    resources: **job_resources("infer", gpu=model_gpus)
     shell:
         ON_GPUS + "python -m glueslim predict --task {params.task} --stem {wildcards.stem} --data {input.data}"
         " --model-dir {input.model} --out {output} --threads {threads} {params.args} > {log} 2>&1"
@@ -34,16 +28,11 @@ rule score:
         "results/scores/{model}.json",
     params:
         tasks=" ".join(TASKS),
-    conda:
-        CONDA_ENV
-    log:
-        "logs/score/{model}.log",
-    benchmark:
-        "results/benchmarks/score/{model}.tsv"
+    conda: CONDA_ENV
+    log: log_file("score", "model")
+    benchmark: benchmark_file("score", "model")
     threads: 1
-    resources:
-        mem_mb=RES["light"]["mem_mb"],
-        runtime=RES["light"]["runtime"],
+    resources: **job_resources("light")
     shell:
         "python -m glueslim score --model {wildcards.model} --predictions results/predictions/{wildcards.model}"
         " --tasks {params.tasks} --out {output} > {log} 2>&1"

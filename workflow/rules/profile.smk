@@ -19,17 +19,11 @@ rule profile:
             runs=config["profile"]["runs"],
             device=config["device"],
         ),
-    conda:
-        CONDA_ENV
-    log:
-        "logs/profile/{model}.log",
-    benchmark:
-        "results/benchmarks/profile/{model}.tsv"
+    conda: CONDA_ENV
+    log: log_file("profile", "model")
+    benchmark: benchmark_file("profile", "model")
     threads: THREADS
-    resources:
-        gpu=lambda w: 0 if w.model in INT8 else GPU,  # int8 kernels run on the CPU
-        mem_mb=RES["infer"]["mem_mb"],
-        runtime=RES["infer"]["runtime"],
+    resources: **job_resources("infer", gpu=model_gpus)
     shell:
         ON_GPUS + "python -m glueslim profile --model-dir {input} --name {wildcards.model} --out {output}"
         " --threads {threads} {params.args} > {log} 2>&1"

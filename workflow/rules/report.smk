@@ -35,16 +35,11 @@ rule leaderboard:
         models=" ".join(MODELS),
         tasks=" ".join(TASKS),
         config=lambda w: shlex.quote(json.dumps(config, sort_keys=True)),
-    conda:
-        CONDA_ENV
-    log:
-        "logs/leaderboard.log",
-    benchmark:
-        "results/benchmarks/leaderboard/leaderboard.tsv"
+    conda: CONDA_ENV
+    log: log_file("leaderboard")
+    benchmark: benchmark_file("leaderboard")
     threads: 1
-    resources:
-        mem_mb=RES["light"]["mem_mb"],
-        runtime=RES["light"]["runtime"],
+    resources: **job_resources("light")
     shell:
         "python -m glueslim leaderboard --results results --models {params.models} --teacher teacher"
         " --tasks {params.tasks} --config-json {params.config} --out-json {output.json}"

@@ -1,19 +1,16 @@
-# TinyBERT-style students (tinybert.students) and their ablation (tinybert.ablation):
+# TinyBERT-style students (tinybert.students) and their ablation (tinybert.ablation), through the same
+# `glueslim distill` command as every student (builder random or checkpoint, TinyBERT's loss set):
 #   tinybert_general  -> results/general/<student>/          general distillation, shared by every task
 #   tinybert_augment  -> results/augmented/<task>/           augmented training set, teacher-labelled, made once
 #   tinybert_distill  -> results/models/<student>/<task>/    stage 1 intermediate layers, stage 2 prediction layer
 #   tinybert_ablation_distill -> results/tinybert_ablation/<variant>/<task>/   one ingredient removed
 #   tinybert_ablation -> results/ablations/tinybert.json     rendered by the leaderboard
-TB_CFG = config.get("tinybert", {})
-TB = {s["name"]: s for s in TB_CFG.get("students", [])}
-TB_ABL = TB_CFG.get("ablation", {})
-TB_ABL_BASE = TB_ABL.get("base")
-if TB_ABL_BASE and TB_ABL_BASE not in TB:
-    raise ValueError(f"config tinybert.ablation.base: {TB_ABL_BASE!r} is not a tinybert.students name "
-                     f"(have: {', '.join(TB) or 'none'})")
-TB_ABL_TASKS = list(TB_ABL.get("tasks") or TASKS)
-if TB_ABL_BASE and not set(TB_ABL_TASKS) <= set(TASKS):
-    raise ValueError(f"config tinybert.ablation.tasks: {sorted(set(TB_ABL_TASKS) - set(TASKS))} are not configured tasks")
+# The config is validated (schema defaults filled in, config.check_config: ablation base and tasks).
+TB_CFG = config["tinybert"]
+TB = TB_CFG["students"]  # {name: settings}
+TB_ABL = TB_CFG["ablation"]
+TB_ABL_BASE = TB_ABL["base"]
+TB_ABL_TASKS = list(TB_ABL["tasks"] or TASKS)
 TB_VARIANT_LABEL = {
     "no-general": "without general distillation (random init)",
     "no-augment": "without data augmentation",
@@ -36,16 +33,15 @@ def _tb_variant(base, change):
         elif removed == "intermediate":
             spec["intermediate"], spec["matches"] = [], None
         else:  # one intermediate loss: embedding, attention or hidden
-            spec["intermediate"] = [f for f in spec.get("intermediate") or [] if f != removed]
-            if spec.get("matches"):
+            spec["intermediate"] = [f for f in spec["intermediate"] if f != removed]
+            if spec["matches"]:
                 spec["matches"] = [m for m in spec["matches"] if m["feature"] != removed]
     return spec
 
 
-TB_VARIANTS = {f"{TB_ABL_BASE}-{v}": _tb_variant(TB_ABL_BASE, v) for v in TB_ABL.get("variants", [])} \
-    if TB_ABL_BASE else {}
-TB_GENERAL = sorted({n for n, s in TB.items() if s.get("init", "general") == "general"}
-                    | {s["_general"] for s in TB_VARIANTS.values() if s.get("init", "general") == "general"})
+TB_VARIANTS = {f"{TB_ABL_BASE}-{v}": _tb_variant(TB_ABL_BASE, v) for v in TB_ABL["variants"]} if TB_ABL_BASE else {}
+TB_GENERAL = sorted({n for n, s in TB.items() if s["init"] == "general"}
+                    | {s["_general"] for s in TB_VARIANTS.values() if s["init"] == "general"})
 if TB_ABL_BASE:
     ABLATIONS.append("results/ablations/tinybert.json")
 
@@ -54,47 +50,53 @@ def _tb_spec(name):
     return TB[name] if name in TB else TB_VARIANTS[name]
 
 
-def _tb_shape(spec):
-    return dict(num_layers=spec.get("num_layers", 4), hidden_size=spec.get("hidden_size", 312),
-                num_heads=spec.get("num_heads", 12), intermediate_size=spec.get("intermediate_size", 1200),
-                layer_map=spec.get("layer_map"),
-                matches=json.dumps(spec["matches"]) if spec.get("matches") else None)
-
-
 def _tb_init(name):
+    """A checkpoint student's starting point: this workflow's general distillation, or the configured one."""
     spec = _tb_spec(name)
-    init = spec.get("init", "general")
-    return f"results/general/{spec.get('_general', name)}" if init == "general" else init
+    return f"results/general/{spec.get('_general', name)}" if spec["init"] == "general" else spec["init"]
+
+
+def _tb_student(spec, init=None):
+    """Builder flags: `init` a checkpoint (its shape wins), or None: a random student of the spec's shape."""
+    shape = {k: spec[k] for k in ("num_layers", "hidden_size", "num_heads", "intermediate_size")}
+    return dict(student="checkpoint", init=init) if init else dict(student="random", **shape)
+
+
+def _tb_matches(spec):
+    return dict(match_layer_map=spec["layer_map"], matches=json.dumps(spec["matches"]) if spec["matches"] else None)
 
 
 def _tb_inputs(name, task):
     spec = _tb_spec(name)
     out = dict(data=f"results/data/{task}", teacher=f"results/models/teacher/{task}",
                teacher_outputs=f"results/teacher_outputs/{task}.safetensors")
-    if spec.get("init", "general") == "general":
+    if spec["init"] == "general":
         out["general"] = _tb_init(name)
-    if spec.get("augment", True):
+    if spec["augment"]:
         out["augmented"] = f"results/augmented/{task}"
     return out
 
 
 def _tb_args(name, task):
     spec = _tb_spec(name)
-    s1, s2 = spec.get("stage1") or {}, spec.get("stage2") or {}
+    s1, s2 = spec["stage1"], spec["stage2"]
     return flags(
-        name=name, init=_tb_init(name), **_tb_shape(spec),
-        intermediate=list(spec.get("intermediate", ["embedding", "attention", "hidden"])),
-        temperature=spec.get("temperature", 1.0),
+        name=name,
+        **_tb_student(spec, None if spec["init"] == "random" else _tb_init(name)),
+        prediction="soft_ce",
+        temperature=spec["temperature"],
+        intermediate=list(spec["intermediate"]),
+        **_tb_matches(spec),
         stage1_epochs=s1.get("epochs"), stage1_learning_rate=s1.get("learning_rate"),
         stage2_epochs=s2.get("epochs"), stage2_learning_rate=s2.get("learning_rate"),
-        augmented=f"results/augmented/{task}" if spec.get("augment", True) else None,
+        augmented=f"results/augmented/{task}" if spec["augment"] else None,
         seed=config["seed"], device=config["device"],
-        **recipe(task, spec.get("train") or {}), **TRAIN_PRECISION,
+        **recipe(task, spec["train"]), **TRAIN_PRECISION,
     )
 
 
 TB_DISTILL_CMD = (
-    ON_GPUS_DDP + "python -m glueslim tinybert-distill --task {wildcards.task} --data {input.data}"
+    ON_GPUS_DDP + "python -m glueslim distill --task {wildcards.task} --data {input.data}"
     " --teacher-dir {input.teacher} --teacher-outputs {input.teacher_outputs} --out {output}"
     " --checkpoint-dir {params.checkpoints} --threads {threads} {params.args} > {log} 2>&1"
 )
@@ -102,8 +104,8 @@ TB_DISTILL_CMD = (
 
 rule tinybert_general:
     input:
-        data=expand("results/data/{task}", task=TASKS) if not TB_CFG.get("general", {}).get("corpus") else [],
-        corpus=[TB_CFG["general"]["corpus"]] if TB_CFG.get("general", {}).get("corpus") else [],
+        data=expand("results/data/{task}", task=TASKS) if not TB_CFG["general"]["corpus"] else [],
+        corpus=[TB_CFG["general"]["corpus"]] if TB_CFG["general"]["corpus"] else [],
     output:
         directory("results/general/{tbgeneral}"),
     wildcard_constraints:
@@ -113,30 +115,25 @@ rule tinybert_general:
             teacher=config["teacher"]["model"],
             revision=config["teacher"]["revision"],
             trust_remote_code=trusts_remote_code(config, config["teacher"]["model"]),
-            corpus=TB_CFG.get("general", {}).get("corpus"),
-            max_sentences=TB_CFG.get("general", {}).get("max_sentences"),
-            intermediate=list(TB_CFG.get("general", {}).get("intermediate", ["embedding", "attention", "hidden"])),
-            **_tb_shape(TB[w.tbgeneral]),
+            corpus=TB_CFG["general"]["corpus"],
+            max_sentences=TB_CFG["general"]["max_sentences"],
+            intermediate=list(TB_CFG["general"]["intermediate"]),
+            **_tb_student(TB[w.tbgeneral]),
+            **_tb_matches(TB[w.tbgeneral]),
             seed=config["seed"],
             device=config["device"],
-            **recipe(None, TB_CFG.get("general", {}).get("train")),  # general distillation is not per task
+            **recipe(None, TB_CFG["general"]["train"]),  # general distillation is not per task
             **TRAIN_PRECISION,
         ),
         data=lambda w, input: " ".join(input.data),
         checkpoints="results/checkpoints/general/{tbgeneral}",
-    conda:
-        CONDA_ENV
-    log:
-        "logs/tinybert_general/{tbgeneral}.log",
-    benchmark:
-        "results/benchmarks/tinybert_general/{tbgeneral}.tsv"
+    conda: CONDA_ENV
+    log: log_file("tinybert_general", "tbgeneral")
+    benchmark: benchmark_file("tinybert_general", "tbgeneral")
     threads: THREADS
-    resources:
-        gpu=TRAIN_GPU,
-        mem_mb=RES["train"]["mem_mb"],
-        runtime=RES["train"]["runtime"],
+    resources: **job_resources("train", gpu=TRAIN_GPU)
     shell:
-        ON_GPUS_DDP + "python -m glueslim tinybert-general --out {output} --data {params.data}"
+        ON_GPUS_DDP + "python -m glueslim general-distill --out {output} --data {params.data}"
         " --checkpoint-dir {params.checkpoints} --threads {threads} {params.args} > {log} 2>&1"
 
 
@@ -149,28 +146,19 @@ rule tinybert_augment:
     params:
         args=lambda w: flags(
             mlm_model=config["teacher"]["model"],
-            copies=TB_CFG.get("augment", {}).get("copies", 20),
-            prob=TB_CFG.get("augment", {}).get("prob", 0.4),
-            candidates=TB_CFG.get("augment", {}).get("candidates", 15),
-            max_examples=TB_CFG.get("augment", {}).get("max_examples"),
+            **{k: TB_CFG["augment"][k] for k in ("copies", "prob", "candidates", "max_examples")},
             seed=config["seed"],
             device=config["device"],
             max_seq_length=recipe(w.task)["max_seq_length"],
             eval_batch_size=recipe(w.task)["eval_batch_size"],
         ),
-    conda:
-        CONDA_ENV
-    log:
-        "logs/tinybert_augment/{task}.log",
-    benchmark:
-        "results/benchmarks/tinybert_augment/{task}.tsv"
+    conda: CONDA_ENV
+    log: log_file("tinybert_augment", "task")
+    benchmark: benchmark_file("tinybert_augment", "task")
     threads: THREADS
-    resources:
-        gpu=GPU,
-        mem_mb=RES["infer"]["mem_mb"],
-        runtime=RES["infer"]["runtime"],
+    resources: **job_resources("infer", gpu=GPU)
     shell:
-        ON_GPUS + "python -m glueslim tinybert-augment --task {wildcards.task} --data {input.data}"
+        ON_GPUS + "python -m glueslim augment --task {wildcards.task} --data {input.data}"
         " --teacher-dir {input.teacher} --out {output} --threads {threads} {params.args} > {log} 2>&1"
 
 
@@ -184,17 +172,11 @@ rule tinybert_distill:
     params:
         args=lambda w: _tb_args(w.tinybert, w.task),
         checkpoints="results/checkpoints/{tinybert}/{task}",
-    conda:
-        CONDA_ENV
-    log:
-        "logs/tinybert_distill/{tinybert}/{task}.log",
-    benchmark:
-        "results/benchmarks/tinybert_distill/{tinybert}_{task}.tsv"
+    conda: CONDA_ENV
+    log: log_file("tinybert_distill", "tinybert", "task")
+    benchmark: benchmark_file("tinybert_distill", "tinybert", "task")
     threads: THREADS
-    resources:
-        gpu=TRAIN_GPU,
-        mem_mb=RES["train"]["mem_mb"],
-        runtime=RES["train"]["runtime"],
+    resources: **job_resources("train", gpu=TRAIN_GPU)
     shell:
         TB_DISTILL_CMD
 
@@ -209,17 +191,11 @@ rule tinybert_ablation_distill:
     params:
         args=lambda w: _tb_args(w.tbvariant, w.task),
         checkpoints="results/checkpoints/tinybert_ablation/{tbvariant}/{task}",
-    conda:
-        CONDA_ENV
-    log:
-        "logs/tinybert_ablation_distill/{tbvariant}/{task}.log",
-    benchmark:
-        "results/benchmarks/tinybert_ablation_distill/{tbvariant}_{task}.tsv"
+    conda: CONDA_ENV
+    log: log_file("tinybert_ablation_distill", "tbvariant", "task")
+    benchmark: benchmark_file("tinybert_ablation_distill", "tbvariant", "task")
     threads: THREADS
-    resources:
-        gpu=TRAIN_GPU,
-        mem_mb=RES["train"]["mem_mb"],
-        runtime=RES["train"]["runtime"],
+    resources: **job_resources("train", gpu=TRAIN_GPU)
     shell:
         TB_DISTILL_CMD
 
@@ -239,16 +215,11 @@ rule tinybert_ablation:
                for v in TB_VARIANTS]
         ),
         title=shlex.quote(f"TinyBERT ablation ({TB_ABL_BASE})"),
-    conda:
-        CONDA_ENV
-    log:
-        "logs/tinybert_ablation.log",
-    benchmark:
-        "results/benchmarks/tinybert_ablation/tinybert.tsv"
+    conda: CONDA_ENV
+    log: log_file("tinybert_ablation")
+    benchmark: "results/benchmarks/tinybert_ablation/tinybert.tsv"
     threads: 1
-    resources:
-        mem_mb=RES["light"]["mem_mb"],
-        runtime=RES["light"]["runtime"],
+    resources: **job_resources("light")
     shell:
-        "python -m glueslim tinybert-ablation --tasks {params.tasks} --teacher-root results/models/teacher"
+        "python -m glueslim ablation --tasks {params.tasks} --teacher-root results/models/teacher"
         " {params.variants} --title {params.title} --out {output} > {log} 2>&1"

@@ -1,0 +1,69 @@
+"""`glueslim.json`: the record of how a model folder was made, written by `write_record` alone.
+
+Every command that saves a model (checkpoint.save_model for fine-tuning, distillation and pruning; the
+quantize command) writes one; report.py reads `method`, `base_model`, `teacher`, `num_layers` and
+`hyperparameters` into the leaderboard, prune and quantize copy their source's. A field is in FIELDS before
+anyone writes it; a writer leaves out the fields that do not apply (there are no nulls by default).
+Key order is the writer's: the file reads as the command built it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from glueslim.io import atomic_write_json, read_json
+
+RECORD_FILE = "glueslim.json"
+
+FIELDS = {
+    # who made it (every writer)
+    "model": "the model's name in the leaderboard (a general-distillation output: its folder name)",
+    "task": "the GLUE task it was trained on (absent for general distillation)",
+    "method": "how it was made, e.g. 'fine-tuned teacher', 'DistilBERT-style KD', '... + head pruning 30%', "
+              "'... + int8'",
+    "base_model": "the pretrained encoder it descends from (hub id or folder)",
+    "revision": "finetune: the hub revision of base_model",
+    "teacher": "the model it was distilled from (null for fine-tuned models)",
+    "teacher_dir": "distillation: the fine-tuned teacher's folder",
+    # shape (every trained model)
+    "num_layers": "encoder layers",
+    "layer_map": "teacher layer that initialised each student layer (null: none)",
+    "arch": "distillation: the student family ('distilbert', 'albert', 'tinybert')",
+    "embedding_size": "ALBERT-style student: factorised embedding size (null for others)",
+    "hidden_size": "TinyBERT-style student: hidden size",
+    "num_heads": "TinyBERT-style student: attention heads",
+    "intermediate_size": "TinyBERT-style student: feed-forward size",
+    # TinyBERT-style distillation
+    "init": "how the student was initialised: 'random' or a general-distillation folder / hub id",
+    "matches": "the intermediate-layer matches (student layer, teacher layer, feature, loss)",
+    "intermediate": "the intermediate features distilled in stage 1 (empty: prediction layer only)",
+    "general_distillation": "whether the student started from general distillation",
+    "augmented": "whether augmented examples joined the training set",
+    "augmented_rows": "how many augmented examples joined it",
+    "stage1_history": "the per-epoch log of stage 1 (train_log.jsonl holds stage 2's)",
+    "sentences": "general distillation: sentences in the corpus",
+    "corpus": "general distillation: the corpus file or the prepared task folders",
+    # compression of a trained model
+    "pruned_from": "prune: the folder of the model that was pruned",
+    "heads": "prune: heads before/after, those removed per layer, their importance and how it was measured",
+    "quantized": "quantize: the scheme ('int8-dynamic')",
+    "quantized_from": "quantize: the folder of the float model",
+    "quantization": "quantize: scheme, layers, weight and activation types, the kernel engine",
+    # the recipe
+    "hyperparameters": "Recipe.hyperparameters() and the command's own settings (alpha, temperature, stages, "
+                       "fraction, ...)",
+}
+
+
+def write_record(folder: str | os.PathLike, record: dict) -> None:
+    """Write `record` as folder/glueslim.json (atomically; strict JSON). Every field must be in FIELDS."""
+    unknown = [k for k in record if k not in FIELDS]
+    if unknown:
+        raise ValueError(f"{RECORD_FILE}: field(s) {', '.join(unknown)} not documented in glueslim.record.FIELDS")
+    atomic_write_json(Path(folder) / RECORD_FILE, record)
+
+
+def read_record(folder: str | os.PathLike) -> dict:
+    """The record of a model folder."""
+    return read_json(Path(folder) / RECORD_FILE)

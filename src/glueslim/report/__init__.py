@@ -1,0 +1,23 @@
+"""`glueslim leaderboard`: gather scores, profiles, training logs and provenance into one leaderboard.
+
+Reads (under --results):
+  scores/{model}.json                      written by `glueslim score`
+  profile/{model}.json                     written by `glueslim profile`
+  models/{model}/{task}/glueslim.json      written by `glueslim finetune` / `glueslim distill`
+  models/{model}/{task}/train_log.jsonl    written by `glueslim finetune` / `glueslim distill`
+  data/{task}/manifest.json                written by `glueslim prepare-data`
+  ablations/*.json                         ablation tables, written by other stages (optional)
+  benchmarks/{rule}/**/*.tsv               Snakemake `benchmark:` files (optional)
+
+Writes reports/leaderboard.json (fields: README, section "leaderboard.json") and one self-contained
+reports/leaderboard.html (inline CSS/JS/SVG, no network access needed to open it), and optionally the
+main charts as standalone SVG files.
+
+The modules, in the order data flows:
+  values.py   number and JSON-value helpers every module shares
+  collect.py  the readers: one function per input file, each checked; a bad input is a UserError
+  build.py    `build_leaderboard`: rows, Pareto frontier, provenance, warnings -> the JSON document (pure)
+  charts.py   the SVG chart library (line charts, the Pareto plot)
+  render.py   `render_html` and `figures`: jinja2 filters and views -> the page (pure)
+  command.py  the command's arguments and `run`, which writes the files atomically
+"""

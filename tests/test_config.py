@@ -1,0 +1,207 @@
+"""glueslim.config: every config problem on one line, all at once, before any job starts: schema violations
+(key path, value, what was expected, a "did you mean"), then what a schema cannot check (model references,
+layer maps, profile.task, trust_remote_code, model names); the named lists by name after the checks."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from conftest import ROOT, SHARED_HF
+from glueslim.config import (
+    ConfigError, by_name, check_config, check_schema, config_problems, int8_models, model_name_problems,
+    model_ref_problem, pruned_models, schema_problems, trusts_remote_code,
+)
+
+SCHEMA_PATH = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA = yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def merged(base: dict, over: dict) -> dict:
+    """Snakemake's --configfile merge: mappings merge key by key, anything else is replaced."""
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def full_config() -> dict:
+    return yaml.safe_load((ROOT / "config.yaml").read_text())
+
+
+def with_defaults(cfg: dict) -> dict:
+    from snakemake.utils import validate
+
+    cfg = copy.deepcopy(cfg)
+    validate(cfg, str(SCHEMA_PATH))
+    return cfg
+
+
+def rename_first_student(cfg: dict, name: str) -> dict:
+    cfg = copy.deepcopy(cfg)
+    if isinstance(cfg["students"], dict):
+        first = next(iter(cfg["students"]))
+        cfg["students"][name] = cfg["students"].pop(first)
+    else:
+        cfg["students"][0]["name"] = name
+    return cfg
+
+
+def test_shipped_config_and_presets_pass_the_check():
+    assert schema_problems(full_config(), SCHEMA) == []
+    for preset in sorted((ROOT / "presets").glob("*.yaml")):
+        assert schema_problems(merged(full_config(), yaml.safe_load(preset.read_text())), SCHEMA) == [], preset
+    assert config_problems(with_defaults(full_config())) == []  # bert-base-uncased: a well-formed hub id
+
+
+def test_typo_names_the_key_path_the_value_and_the_fix():
+    cfg = full_config()
+    cfg["finetune"]["learning_rte"] = 1e-4
+    with pytest.raises(ConfigError) as e:
+        check_schema(cfg, SCHEMA_PATH)
+    msg = str(e.value)
+    assert "finetune.learning_rte: unknown key (value 0.0001); did you mean learning_rate?" in msg
+    assert "finetune takes: learning_rate, epochs" in msg
+    assert "Additional properties" not in msg and "$schema" not in msg  # no schema dump
+    assert len(msg.splitlines()) == 2  # the header and one line per problem
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (lambda c: c["finetune"].update(epochs=0), "finetune.epochs = 0: expected an integer >= 1"),
+    (lambda c: c["finetune"].update(learning_rate="2e-5"),
+     "finetune.learning_rate = '2e-5': expected a number > 0, <= 1; YAML reads 2e-5 as text: write 2.0e-5"),
+    (lambda c: c["finetune"].update(batch_size=True), "finetune.batch_size = true: expected an integer >= 1"),
+    (lambda c: c.update(device="gpu"), "device = 'gpu': expected one of auto, cpu, cuda"),
+    (lambda c: c["finetune"]["per_task"].update(rte={"epoch": 3}),
+     "finetune.per_task.rte.epoch: unknown key (value 3); did you mean epochs?"),
+    (lambda c: c["finetune"].pop("batch_size"), "finetune.batch_size: missing; expected an integer >= 1"),
+    (lambda c: c["teacher"].update(trust_remote_code=True),
+     "teacher.trust_remote_code: unknown key (value true); remote code is allowed per model: list the model"),
+    (lambda c: c["data"].update(max_train_examples={"cola": 0}),
+     "data.max_train_examples.cola = 0: expected an integer >= 1"),
+    (lambda c: c["data"].update(max_train_examples="lots"), "data.max_train_examples = 'lots': expected null or"),
+    (lambda c: c.update(spam=1), "spam: unknown key (value 1)"),
+    (lambda c: c["teacher"].update(model="bert base"), "teacher.model = 'bert base': expected a string"),
+])
+def test_each_schema_violation_is_one_clear_line(edit, expected):
+    cfg = full_config()
+    edit(cfg)
+    problems = schema_problems(cfg, SCHEMA)
+    assert len(problems) == 1 and problems[0].startswith(expected), problems
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (lambda c: c.update(tasks=["sst2", "sst3"]), "tasks[1] = 'sst3': expected one of cola, sst2, mrpc"),
+    (lambda c: c["finetune"]["per_task"].update(mrcp={"epochs": 2}),
+     "finetune.per_task: key 'mrcp' is not allowed: expected one of cola, sst2"),
+    (lambda c: c["data"].update(max_train_examples={"qnli2": 5}), "data.max_train_examples: key 'qnli2' is not allowed"),
+    (lambda c: c["profile"].update(task="ax"), "profile.task = 'ax': expected one of cola, sst2"),
+])
+def test_unknown_task_names_are_reported(edit, expected):
+    cfg = full_config()
+    edit(cfg)
+    problems = schema_problems(cfg, SCHEMA)
+    assert any(p.startswith(expected) for p in problems), problems
+    assert any("did you mean" in p for p in problems) or "ax" in expected
+
+
+@pytest.mark.parametrize("name", ["../evil", "teacher", "a/b", ".hidden", "x" * 65, "café", "-dash", ""])
+def test_student_names_that_could_leave_results_are_rejected(name):
+    problems = schema_problems(rename_first_student(full_config(), name), SCHEMA)
+    assert problems and all("a folder name under results/" in p for p in problems), problems
+    assert any(repr(name) in p for p in problems)
+
+
+def test_every_problem_is_reported_at_once():
+    cfg = full_config()
+    cfg["tasks"] = ["sst3"]
+    cfg["finetune"]["learning_rte"] = 1
+    cfg["threads"] = 0
+    with pytest.raises(ConfigError) as e:
+        check_schema(cfg, SCHEMA_PATH)
+    assert "3 problems" in str(e.value) and len(str(e.value).splitlines()) == 4
+
+
+def test_model_references(tmp_path, tiny_bert):
+    assert model_ref_problem(str(tiny_bert)) is None
+    assert model_ref_problem("bert-base-uncased") is None and model_ref_problem("org/model-1.5") is None
+    (tmp_path / "empty").mkdir()
+    assert "holds no config.json" in model_ref_problem(str(tmp_path / "empty"))
+    for bad in ["org/name/extra", "../missing", "./models/x", "/abs/nowhere", "~/nowhere"]:
+        assert "looks like a path" in model_ref_problem(bad), bad
+    for bad in ["org--x/y", "-org/name", "org/na me", "a" * 97]:
+        assert "neither a local folder nor a Hugging Face hub id" in model_ref_problem(bad), bad
+    # offline: the hub id must be in the cache
+    msg = model_ref_problem("org/not-cached", offline=True, cache=str(tmp_path))
+    assert "is not in the Hugging Face cache" in msg and "hf.offline is on" in msg
+    if (SHARED_HF / "models--sentence-transformers--all-MiniLM-L6-v2").is_dir():
+        assert model_ref_problem("sentence-transformers/all-MiniLM-L6-v2", offline=True, cache=str(SHARED_HF)) is None
+
+
+def test_config_checks_beyond_the_schema(tmp_path, tiny_bert):
+    cfg = with_defaults(full_config())
+    cfg["teacher"]["model"] = str(tiny_bert)  # 4 layers
+    cfg["tasks"] = ["sst2"]
+    cfg["profile"]["task"] = "rte"
+    cfg["trust_remote_code"] = ["../x/y/z"]
+    cfg["hf"] = {"offline": True, "cache": str(tmp_path / "no-cache")}
+    students = cfg["students"] if isinstance(cfg["students"], list) else [{"name": k, **v} for k, v in cfg["students"].items()]
+    students = [s for s in students if s.get("arch", "distilbert") == "distilbert"][:1]
+    students[0].update(num_layers=2, layer_map=[0, 1, 2])
+    cfg["students"] = students
+    cfg["baselines"] = [{"name": "b1", "model": "org/not-cached", "revision": None}] if "baselines" in cfg else []
+    problems = config_problems(cfg)
+    text = "\n".join(problems)
+    assert "hf.cache = " in text and "no such folder" in text
+    assert "profile.task = 'rte': expected one of the configured tasks sst2" in text
+    assert "trust_remote_code[0]: '../x/y/z' looks like a path" in text
+    assert "layer_map [0, 1, 2] has 3 entries but num_layers = 2" in text
+    if "baselines" in full_config():
+        assert "baselines[0].model (b1): 'org/not-cached' (revision main) is not in the Hugging Face cache" in text
+    students[0].update(num_layers=None, layer_map=[0, 4])
+    cfg.update(trust_remote_code=[], profile={**cfg["profile"], "task": None}, hf={"offline": False, "cache": None},
+               baselines=[])
+    assert config_problems(cfg) == [f"students.{students[0]['name']}.layer_map = [0, 4]: layers [4] do not exist "
+                                    "in the teacher (layers 0..3)"]
+    with pytest.raises(ConfigError, match="checked at start-up"):
+        check_config(cfg)
+
+
+def test_trust_remote_code_only_for_named_models():
+    cfg = {"trust_remote_code": ["org/trusted"]}
+    assert trusts_remote_code(cfg, "org/trusted")
+    assert not trusts_remote_code(cfg, "org/other") and not trusts_remote_code(cfg, "org/Trusted")
+    assert not trusts_remote_code({"trust_remote_code": []}, "org/trusted")
+    assert not trusts_remote_code({"trust_remote_code": []}, "x")
+
+
+def test_model_names_are_unique_and_compressed_models_name_a_model_of_the_run():
+    cfg = with_defaults(full_config())
+    cfg["pruning"].update(models=["teacher", "distil"], fractions=[0.2, 0.5])
+    cfg["quantization"]["models"] = ["teacher-pruned20", "albert"]
+    assert list(pruned_models(cfg)) == ["teacher-pruned20", "teacher-pruned50", "distil-pruned20", "distil-pruned50"]
+    assert pruned_models(cfg)["distil-pruned50"] == {"source": "distil", "fraction": 0.5}
+    assert int8_models(cfg) == {"teacher-pruned20-int8": {"source": "teacher-pruned20"}, "albert-int8": {"source": "albert"}}
+    assert model_name_problems(cfg) == []
+    cfg["baselines"].append({"name": "distil-pruned20", "model": "org/x"})
+    cfg["tinybert"]["students"] = [{"name": "albert"}]
+    cfg["pruning"]["models"].append("nobody")
+    cfg["quantization"]["models"].append("distil-int8")
+    cfg = with_defaults(cfg)
+    problems = model_name_problems(cfg)
+    assert problems[0].startswith("model names must be unique") and problems[0].endswith(
+        "used twice: albert, distil-pruned20"), problems
+    assert "pruning.models: 'nobody' is not a model of this run; expected one of teacher, distil" in problems[1]
+    assert problems[2].startswith("quantization.models: 'distil-int8' is not a model of this run")
+    assert problems[0] in config_problems(cfg)
+
+
+def test_named_lists_become_dicts_by_name():
+    cfg = with_defaults(full_config())
+    cfg["tinybert"]["students"] = [{"name": "tb", "num_layers": 4}]
+    by_name(cfg)
+    assert list(cfg["students"]) == ["distil", "albert"] and "name" not in cfg["students"]["distil"]
+    assert cfg["baselines"]["tinybert-4l"]["model"] == "huawei-noah/TinyBERT_General_4L_312D"
+    assert cfg["tinybert"]["students"] == {"tb": {"num_layers": 4}}
