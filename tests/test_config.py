@@ -191,10 +191,11 @@ def test_model_names_are_unique_and_compressed_models_name_a_model_of_the_run():
     cfg["quantization"]["models"].append("distil-int8")
     cfg = with_defaults(cfg)
     problems = model_name_problems(cfg)
-    assert problems[0].startswith("model names must be unique") and problems[0].endswith(
-        "used twice: albert, distil-pruned20"), problems
-    assert "pruning.models: 'nobody' is not a model of this run; expected one of teacher, distil" in problems[1]
-    assert problems[2].startswith("quantization.models: 'distil-int8' is not a model of this run")
+    assert problems[0] == ("model names must be unique across students, tinybert.students, baselines, pruning "
+                           "and quantization: 'albert' names both students[1] and tinybert.students[0]; rename one")
+    assert problems[1].endswith("'distil-pruned20' names both baselines[4] and pruning (distil at 0.2); rename one")
+    assert "pruning.models: 'nobody' is not a model of this run; expected one of teacher, distil" in problems[2]
+    assert problems[3].startswith("quantization.models: 'distil-int8' is not a model of this run")
     assert problems[0] in config_problems(cfg)
 
 
@@ -205,3 +206,188 @@ def test_named_lists_become_dicts_by_name():
     assert list(cfg["students"]) == ["distil", "albert"] and "name" not in cfg["students"]["distil"]
     assert cfg["baselines"]["tinybert-4l"]["model"] == "huawei-noah/TinyBERT_General_4L_312D"
     assert cfg["tinybert"]["students"] == {"tb": {"num_layers": 4}}
+
+
+# ---------------------------------------------------------------- issue 15: one layer that sees every value
+
+@pytest.mark.parametrize("where, edit", [
+    ("finetune.learning_rate = nan", lambda c: c["finetune"].update(learning_rate=float("nan"))),
+    ("finetune.weight_decay = nan", lambda c: c["finetune"].update(weight_decay=float("nan"))),
+    ("finetune.per_task.rte.grad_clip = nan", lambda c: c["finetune"]["per_task"].update(rte={"grad_clip": float("nan")})),
+    ("students[0].alpha = nan", lambda c: c["students"][0].update(alpha=float("nan"))),
+    ("students[0].temperature = inf", lambda c: c["students"][0].update(temperature=float("inf"))),
+    ("students[1].train.warmup_ratio = nan", lambda c: c["students"][1]["train"].update(warmup_ratio=float("nan"))),
+    ("tinybert.augment.prob = nan", lambda c: c["tinybert"]["augment"].update(prob=float("nan"))),
+    ("tinybert.students[0].temperature = -inf",
+     lambda c: c["tinybert"].update(students=[{"name": "tb", "temperature": float("-inf")}])),
+    ("pruning.fractions[1] = nan", lambda c: c["pruning"].update(fractions=[0.2, float("nan")])),
+    ("seed = nan", lambda c: c.update(seed=float("nan"))),
+])
+def test_non_finite_numbers_are_rejected_wherever_they_are(where, edit):
+    cfg = full_config()
+    edit(cfg)
+    problems = schema_problems(cfg, SCHEMA)
+    assert len(problems) == 1 and problems[0].startswith(f"{where}: expected a finite number"), problems
+    assert ".nan and .inf are not values any setting takes" in problems[0]
+    with pytest.raises(ConfigError, match="1 problem"):
+        check_schema(cfg, SCHEMA_PATH)
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (lambda c: c["finetune"].update(epochs=2.0), "finetune.epochs = 2.0: expected an integer >= 1; write 2 (an integer"),
+    (lambda c: c["finetune"].update(epochs="2"), "finetune.epochs = '2': expected an integer >= 1; YAML reads '2' as "
+                                                 "text: write 2 (an integer"),
+    (lambda c: c["finetune"].update(batch_size=1.5), "finetune.batch_size = 1.5: expected an integer >= 1; write a whole"),
+    (lambda c: c["finetune"].update(learning_rate="2e-5"), "finetune.learning_rate = '2e-5': expected a number > 0, "
+                                                           "<= 1; YAML reads 2e-5 as text: write 2.0e-5"),
+    (lambda c: c.update(seed=2**32), "seed = 4294967296: expected an integer >= 0, <= 4294967295 (numpy's seed range"),
+    (lambda c: c.update(seed=-1), "seed = -1: expected an integer >= 0"),
+])
+def test_number_hints_fit_the_key_type(edit, expected):
+    cfg = full_config()
+    edit(cfg)
+    problems = schema_problems(cfg, SCHEMA)
+    assert len(problems) == 1 and problems[0].startswith(expected), problems
+    assert "2.0" not in problems[0].split("expected")[1] or "learning_rate" in expected  # never 2.0 for an integer
+
+
+def test_nested_command_line_values_are_read_as_yaml():
+    from glueslim.config import retype_cli_values
+
+    # what `--config 'finetune={"epochs": 2, "warmup_ratio": .nan}' 'profile={"batch_sizes": [1, 8]}'` gives
+    cli = {"finetune": {"epochs": "2", "learning_rate": "1.0e-4", "warmup_ratio": ".nan",
+                        "per_task": {"rte": {"epochs": "4"}}}, "profile": {"batch_sizes": ["1", "8"]}}
+    cfg = merged(full_config(), cli)
+    retype_cli_values(cfg, cli)
+    assert cfg["finetune"]["epochs"] == 2 and cfg["finetune"]["learning_rate"] == 1e-4
+    assert cfg["finetune"]["per_task"]["rte"] == {"epochs": 4} and cfg["profile"]["batch_sizes"] == [1, 8]
+    assert cfg["teacher"]["model"] == "bert-base-uncased"  # values not given on the command line: untouched
+    assert schema_problems(cfg, SCHEMA) == ["finetune.warmup_ratio = nan: expected a finite number: a number >= 0, "
+                                            "<= 1; .nan and .inf are not values any setting takes"]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("tasks: [sst2\nseed: 1\n", "not valid YAML at line 2, column 5"),
+    ("", "is empty"),
+    ("# only a comment\n", "is empty"),
+    ("- tasks\n- seed\n", "holds a list, expected a mapping of keys"),
+    ("finetune:\n\tepochs: 2\n", "not valid YAML at line 2"),
+])
+def test_a_broken_config_file_is_named(tmp_path, text, expected):
+    from glueslim.config import config_file_problem
+
+    path = tmp_path / "my-config.yaml"
+    path.write_text(text)
+    problem = config_file_problem(path)
+    assert problem.startswith(f"config file {path}: ") and expected in problem, problem
+    path.write_text("tasks: [sst2]\n")
+    assert config_file_problem(path) is None
+
+
+@pytest.mark.parametrize("key", ["students", "baselines", "tinybert.students"])
+def test_two_entries_with_one_name_are_both_named(key):
+    cfg = with_defaults(full_config())
+    parent = cfg["tinybert"] if key == "tinybert.students" else cfg
+    name = key.split(".")[-1]
+    entry = {"students": {"name": "twin"}, "baselines": {"name": "twin", "model": "org/a"},
+             "tinybert.students": {"name": "twin"}}[key]
+    parent[name] = [*parent[name], dict(entry), dict(entry)]
+    cfg = with_defaults(cfg)
+    n = len(parent[name])
+    assert f"'twin' names both {key}[{n - 2}] and {key}[{n - 1}]; rename one" in "\n".join(config_problems(cfg))
+
+
+def small_teacher_config(tiny_bert) -> dict:
+    """The full config on the tiny BERT: 4 layers of 4 heads (16 heads), 512 positions."""
+    cfg = with_defaults(full_config())
+    cfg["teacher"]["model"] = str(tiny_bert)
+    cfg["baselines"], cfg["quantization"]["models"] = [], []
+    assert config_problems(cfg) == []
+    return cfg
+
+
+def test_pruning_fractions_that_collide_or_remove_nothing(tiny_bert):
+    cfg = small_teacher_config(tiny_bert)
+    cfg["pruning"].update(models=["teacher", "distil"], fractions=[0.5, 0.504, 0.02, 0.52])
+    problems = config_problems(cfg)
+    assert problems[0] == ("pruning.fractions[0] = 0.5 and pruning.fractions[1] = 0.504 both name the rows "
+                           "<model>-pruned50 (names use whole percents): keep one, or make them differ by at least 0.01")
+    text = "\n".join(problems)
+    # glueslim.prune.heads_to_prune removes round(0.02 x 16) = 0 heads of the teacher
+    assert ("pruning.fractions[2] = 0.02 removes no head of teacher (round(0.02 x 16 heads) = 0), so row "
+            "teacher-pruned2 would be teacher unchanged: use a fraction of at least 0.0625") in text
+    # distil: 2 of the teacher's layers, 8 heads
+    assert "pruning.fractions[2] = 0.02 removes no head of distil (round(0.02 x 8 heads) = 0)" in text
+    assert ("pruning.fractions[0] = 0.5 and pruning.fractions[3] = 0.52 both remove 8 of teacher's 16 heads, so rows "
+            "teacher-pruned50 and teacher-pruned52 would be the same model: keep one") in text
+    assert len(problems) == 5, problems
+    cfg["pruning"].update(fractions=[0.25, 0.5])
+    assert config_problems(cfg) == []
+    cfg["pruning"]["fractions"] = []
+    assert config_problems(cfg) == ["pruning.fractions is empty, so pruning.models ['teacher', 'distil'] makes no "
+                                    "row: list fractions, e.g. [0.2, 0.4], or set pruning.models: []"]
+
+
+def test_the_removed_head_count_is_the_one_prune_removes():
+    import torch
+
+    from glueslim.config import _pruning_problems
+    from glueslim.prune import heads_to_prune
+
+    teacher = {"num_hidden_layers": 4, "num_attention_heads": 4}
+    cfg = with_defaults(full_config())
+    cfg["pruning"]["models"] = ["teacher"]
+    importance = [torch.rand(4) for _ in range(4)]
+    for f in (0.01, 0.03, 0.04, 0.05, 0.07, 0.1):
+        cfg["pruning"]["fractions"] = [f]
+        removes_none = sum(map(len, heads_to_prune(importance, f).values())) == 0
+        assert removes_none == bool(_pruning_problems(cfg, teacher)), f
+
+
+def test_sequence_lengths_within_the_teachers_positions(tiny_bert):
+    cfg = small_teacher_config(tiny_bert)
+    cfg["finetune"]["max_seq_length"] = 1024
+    cfg["finetune"]["per_task"] = {"rte": {"max_seq_length": 600}}
+    cfg["students"][0]["train"]["per_task"] = {"sst2": {"max_seq_length": 513}}
+    cfg["profile"]["seq_length"] = 2048
+    problems = config_problems(cfg)
+    assert problems == [
+        f"finetune.max_seq_length = 1024: the teacher ({tiny_bert}) has only 512 positions (max_position_embeddings): "
+        "use at most 512",
+        f"finetune.per_task.rte.max_seq_length = 600: the teacher ({tiny_bert}) has only 512 positions "
+        "(max_position_embeddings): use at most 512",
+        f"students.distil.train.per_task.sst2.max_seq_length = 513: the teacher ({tiny_bert}) has only 512 positions "
+        "(max_position_embeddings): use at most 512",
+        f"profile.seq_length = 2048: the teacher ({tiny_bert}) has only 512 positions (max_position_embeddings): "
+        "use at most 512",
+    ]
+
+
+def test_tinybert_student_shapes(tiny_bert):
+    cfg = small_teacher_config(tiny_bert)
+    cfg["tinybert"]["students"] = [{"name": "tb", "hidden_size": 30, "num_heads": 4, "num_layers": 2,
+                                    "layer_map": [1, 2, 5], "init": "random"}]
+    cfg = with_defaults(cfg)
+    assert config_problems(cfg) == [
+        "tinybert.students.tb: hidden_size = 30 is not a multiple of num_heads = 4: each head takes "
+        "hidden_size / num_heads dimensions",
+        "tinybert.students.tb: layer_map [1, 2, 5] has 3 entries but num_layers = 2",
+        "tinybert.students.tb.layer_map = [1, 2, 5]: teacher layers [5] do not exist (layers 1..4)",
+    ]
+
+
+@pytest.mark.parametrize("edit, expected", [  # more bad inputs a user may write: each one line
+    (lambda c: c.update(tasks=[]), "tasks = []: expected a list of"),
+    (lambda c: c.update(tasks=["sst2", "sst2"]), 'tasks = ["sst2", "sst2"]: expected a list of'),
+    (lambda c: c.update(threads=0), "threads = 0: expected an integer >= 1"),
+    (lambda c: c["profile"].update(batch_sizes=[]), "profile.batch_sizes = []: expected a list of"),
+    (lambda c: c["resources"]["train"].update(mem_mb=-1), "resources.train.mem_mb = -1: expected an integer >= 100"),
+    (lambda c: c["data"].update(max_train_examples=0), "data.max_train_examples = 0: expected an integer >= 1"),
+    (lambda c: c["profile"].update(runs=5), "profile.runs = 5: expected an integer >= 20"),
+    (lambda c: c.update(tasks="sst2"), "tasks = 'sst2': expected a list of"),
+])
+def test_more_bad_inputs_are_one_line_each(edit, expected):
+    cfg = full_config()
+    edit(cfg)
+    problems = schema_problems(cfg, SCHEMA)
+    assert len(problems) == 1 and problems[0].startswith(expected), problems

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 from pathlib import Path
 
@@ -229,6 +230,71 @@ def test_cli_success_and_one_line_error(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("glueslim prepare-data: error: task qnli: missing") and "\n" not in err
 
+
+
+def test_a_required_file_that_is_a_directory_or_a_dangling_link_is_named_as_such(tmp_path):
+    glue = sst2_copy(tmp_path / "glue")
+    dev = glue / "SST-2" / "dev.tsv"
+    dev.unlink()
+    dev.mkdir()
+    train = glue / "SST-2" / "train.tsv"
+    train.rename(glue / "elsewhere.tsv")
+    train.symlink_to(tmp_path / "moved" / "train.tsv")
+    with pytest.raises(UserError) as e:
+        data.check_local_copy(glue, ["sst2"])
+    msg = str(e.value)
+    assert f"{train} is a link to {tmp_path / 'moved' / 'train.tsv'}, which does not exist (needed for training)" in msg
+    assert f"{dev} is a directory, not a file (needed for evaluation)" in msg and "missing" not in msg
+    # an optional test file that is there but is a directory is not skipped as if absent
+    train.unlink()
+    (glue / "elsewhere.tsv").rename(train)
+    dev.rmdir()
+    write_tsv(dev, ["sentence\tlabel", "good \t1"])
+    (glue / "SST-2" / "test.tsv").mkdir()
+    with pytest.raises(UserError, match=r"test\.tsv is a directory, not a file \(split test of task sst2\)"):
+        data.prepare("sst2", tmp_path / "out", glue_dir=str(glue), check_row_counts=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_unreadable_file_names_the_file_and_the_reason(tmp_path, monkeypatch):
+    """Tests run as root, where permission bits do not stop a read: os.access and open are made to refuse."""
+    glue = sst2_copy(tmp_path / "glue")
+    train = glue / "SST-2" / "train.tsv"
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: str(p) != str(train) and real_access(p, mode))
+    with pytest.raises(UserError, match=rf"{train}: not readable \(permission denied\); fix its permissions"):
+        data.check_local_copy(glue, ["sst2"])
+    monkeypatch.undo()
+
+    def refuse(path, *a, **k):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(data, "open", refuse, raising=False)
+    with pytest.raises(UserError, match=rf"^{train}: cannot be read \(Permission denied\); check the file"):
+        data.read_glue_tsv("sst2", "train", train)
+
+
+@pytest.mark.parametrize("content, words", [
+    ("", "no rows"),
+    ('{"idx": 0, "text_a": "good", "text_b": null, "label": 1}\n{"idx": 1, "text_a": "ba', "not valid JSON"),
+    ('{"idx": 0, "text_a": "good", "text_b": null, "label": 1}\n[1, 2]\n', "record 2 is not a prepared record"),
+    ('{"idx": "0", "text": "good"}\n', "record 1 is not a prepared record"),
+])
+def test_a_damaged_or_empty_prepared_split_is_named(tmp_path, content, words):
+    (tmp_path / "train.jsonl").write_text(content)
+    with pytest.raises(UserError) as e:
+        data.load_split(tmp_path, "train")
+    msg = str(e.value)
+    assert msg.startswith(str(tmp_path / "train.jsonl")) and words in msg and msg.endswith("run prepare-data again")
+
+
+def test_a_prepared_split_that_is_a_directory_or_a_folder_that_links_nowhere(tmp_path):
+    (tmp_path / "validation.jsonl").mkdir()
+    with pytest.raises(UserError, match=r"validation\.jsonl is a directory, not a file"):
+        data.load_split(tmp_path, "validation")
+    (tmp_path / "link").symlink_to(tmp_path / "gone")
+    with pytest.raises(UserError, match=rf"^{tmp_path / 'link'} is a link to {tmp_path / 'gone'}, which does not exist"):
+        data.load_split(tmp_path / "link", "train")
 
 # ---- the hub path, on in-memory datasets shaped like nyu-mll/glue --------------------------------
 

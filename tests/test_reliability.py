@@ -410,6 +410,64 @@ def test_prediction_writer_refuses_mismatched_rows(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_damaged_score_file_fails_the_leaderboard_job_and_keeps_the_last_good_report(tmp_path):
+    """Snakemake removes a job's outputs before a re-run and after a failure: the leaderboard renders to
+    results/leaderboard/ and publishes to reports/ only on success, so reports/ survives a failed re-run."""
+    import yaml
+
+    from conftest import make_tiny_bert, run_snakemake
+    from report_fixtures import STUDENT, TASKS, make_results
+
+    results = make_results(tmp_path)  # scores, profiles, model records and manifests of two models
+    glue = tmp_path / "glue"
+    for d in ("SST-2", "MRPC"):
+        (glue / d).mkdir(parents=True)
+        for f in ("train.tsv", "dev.tsv"):
+            (glue / d / f).write_text("x\n")
+    cfg = yaml.safe_load((ROOT / ".test" / "config.yaml").read_text())
+    cfg["data"]["glue_dir"] = str(glue)
+    cfg["teacher"]["model"] = str(make_tiny_bert(tmp_path / "teacher-model", layers=2))
+    cfg.update(tasks=TASKS, students=[{"name": STUDENT, "num_layers": 2}], baselines=[])
+    cfg["pruning"]["models"], cfg["quantization"]["models"] = [], []
+
+    from glueslim.submission import COLUMNS, server_stems  # the leaderboard links each model's GLUE-server zip
+    for model in ("teacher", STUDENT):
+        for stem in server_stems(TASKS, False):  # header-only test predictions: zipped as "missing" files
+            io.atomic_write_text(results / "predictions_test" / model / f"{stem}.tsv", "\t".join(COLUMNS) + "\n")
+
+    def leaderboard():  # only the leaderboard (and zip) rules run: every other input is taken as it is
+        return run_snakemake(tmp_path, cfg, "--allowed-rules", "leaderboard", "glue_submission", "all", cores=1,
+                             timeout=300)
+
+    res = leaderboard()
+    assert res.returncode == 0, res.stderr[-3000:]
+    reports = tmp_path / "reports"
+    good = {p.relative_to(reports): p.read_bytes() for p in reports.rglob("*") if p.is_file()}
+    assert {"figures/latency_vs_batch.svg", "figures/latency_vs_length.svg", "figures/pareto.svg",
+            "leaderboard.html", "leaderboard.json"} <= set(map(str, good))
+    assert good[Path("leaderboard.json")] == (tmp_path / "results/leaderboard/leaderboard.json").read_bytes()
+
+    score_file = results / "scores" / f"{STUDENT}.json"
+    doc = json.loads(score_file.read_text())
+    doc["tasks"]["sst2"]["metrics"]["accuracy"] = 1.7  # 170 % as a fraction
+    score_file.write_text(json.dumps(doc))
+    res = leaderboard()
+    assert res.returncode != 0
+    log = (tmp_path / "logs" / "leaderboard.log").read_text()
+    assert log.strip().count("\n") == 0 and "Traceback" not in log  # one line
+    assert f"scores/{STUDENT}.json: tasks.sst2.metrics.accuracy = 1.7: outside [0, 1]" in log and "re-run score" in log
+    assert not (tmp_path / "results/leaderboard/leaderboard.html").exists()  # Snakemake removed its outputs ...
+    now = {p.relative_to(reports): p.read_bytes() for p in reports.rglob("*") if p.is_file()}
+    assert now == good  # ... the published report is the last good one, whole, with no temp file beside it
+
+    doc["tasks"]["sst2"]["metrics"]["accuracy"] = 0.95
+    score_file.write_text(json.dumps(doc))
+    res = leaderboard()
+    assert res.returncode == 0, res.stderr[-3000:]
+    published = json.loads((reports / "leaderboard.json").read_text())
+    assert next(r for r in published["rows"] if r["model"] == STUDENT)["task_scores"]["sst2"] == 0.95
+
+
 # ================================================================ safety
 
 def test_pickle_checkpoints_cannot_run_code(tiny, tmp_path):
@@ -541,3 +599,180 @@ def test_atomic_outputs_get_ordinary_permissions(tmp_path):
         os.umask(mask)
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755
+
+
+# ================================================================ model folders and files (issue 15)
+
+def damaged_model(src: Path, dest: Path, damage: str) -> Path:
+    """A copy of the tiny model with one kind of damage."""
+    shutil.copytree(src, dest)
+    if damage == "no tokenizer files":
+        for f in dest.glob("tokenizer*"):
+            f.unlink()
+    elif damage == "truncated weights":
+        w = dest / "model.safetensors"
+        w.write_bytes(w.read_bytes()[: w.stat().st_size // 2])
+    elif damage == "cut config":
+        c = dest / "config.json"
+        c.write_text(c.read_text()[:60])
+    return dest
+
+
+def command_line(command: str, model: Path, data_dir: Path, out: Path) -> list[str]:
+    """One command of the CLI on `model` (as the teacher, the model to compress or to read), writing `out`."""
+    cpu = ["--device", "cpu", "--threads", "1"]
+    train = ["--checkpoint-dir", str(out.parent / "ckpt"), "--epochs", "1", "--batch-size", "8", *cpu]
+    student = ["--student", "teacher_layers", "--num-layers", "1"]
+    return [command, *{
+        "finetune": ["--task", "sst2", "--data", str(data_dir), "--model", str(model), "--out", str(out), *train],
+        "teacher-outputs": ["--task", "sst2", "--data", str(data_dir), "--teacher-dir", str(model), "--out", str(out),
+                            *cpu],
+        "distill": ["--task", "sst2", "--data", str(data_dir), "--teacher-dir", str(model), "--teacher-outputs",
+                    str(out.parent / "none.safetensors"), "--name", "s", "--out", str(out), *student,
+                    "--prediction", "kl", "--temperature", "2", *train],
+        "general-distill": ["--teacher", str(model), "--data", str(data_dir), "--out", str(out), *student,
+                            "--intermediate", "hidden", *train],
+        "augment": ["--task", "sst2", "--data", str(data_dir), "--teacher-dir", str(model), "--out", str(out), *cpu],
+        "predict": ["--task", "sst2", "--stem", "sst2", "--data", str(data_dir), "--model-dir", str(model), "--out",
+                    str(out), *cpu],
+        "profile": ["--model-dir", str(model), "--name", "m", "--out", str(out), *cpu],
+        "prune": ["--task", "sst2", "--data", str(data_dir), "--model-dir", str(model), "--fraction", "0.5",
+                  "--name", "m", "--out", str(out), *train],
+        "quantize": ["--model-dir", str(model), "--name", "m", "--out", str(out)],
+    }[command]]
+
+
+MODEL_COMMANDS = ["finetune", "teacher-outputs", "distill", "general-distill", "augment", "predict", "profile",
+                  "prune", "quantize"]
+NEEDS_TOKENIZER = {"finetune", "teacher-outputs", "distill", "general-distill", "augment", "predict", "prune",
+                   "quantize"}
+
+
+@pytest.mark.parametrize("damage, file, words", [
+    ("no tokenizer files", "", "no tokenizer files"),
+    ("truncated weights", "model.safetensors", "not a readable safetensors file"),
+    ("cut config", "config.json", "not valid JSON (line"),
+])
+@pytest.mark.parametrize("command", MODEL_COMMANDS)
+def test_a_damaged_model_folder_stops_every_command_with_one_line(tiny, tmp_path, capsys, command, damage, file,
+                                                                   words):
+    """Every command that reads a model folder checks it whole first: one line naming the folder or file and
+    what to do, exit 2, no traceback, no output; a teacher without tokenizer files no longer trains to exit 0
+    with a 5-token vocabulary."""
+    if damage == "no tokenizer files" and command not in NEEDS_TOKENIZER:
+        pytest.skip(f"{command} reads no tokenizer")
+    model = damaged_model(tiny[0], tmp_path / "model", damage)
+    out = tmp_path / "out" / "result"
+    with pytest.raises(SystemExit) as e:
+        cli.main(command_line(command, model, prepared_sst2(tmp_path / "data", 24, 8), out))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and "Traceback" not in "\n".join(err)
+    assert err[-1].startswith(f"glueslim {command}: error: {model / file if file else model}"), err[-1]
+    assert words in err[-1] and ("re-run the job" in err[-1] or "tokenizer.save_pretrained" in err[-1]), err[-1]
+    assert not out.exists() and not (tmp_path / "out" / "ckpt").exists()
+
+
+def test_the_startup_check_reads_each_local_model_folder_whole(tiny, tmp_path):
+    """teacher.model, baselines[*].model and tinybert.students[*].init are checked before any job."""
+    from snakemake.utils import validate
+
+    from glueslim.config import SCHEMA, config_problems
+
+    import yaml
+
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config.update(teacher={"model": str(damaged_model(tiny[0], tmp_path / "teacher", "no tokenizer files"))},
+                  baselines=[{"name": "b", "model": str(damaged_model(tiny[0], tmp_path / "b", "cut config"))}],
+                  tinybert={"students": [{"name": "tb", "init": str(damaged_model(tiny[0], tmp_path / "init",
+                                                                                   "truncated weights"))}]},
+                  students=[], pruning={}, quantization={}, hf={})
+    validate(config, str(SCHEMA))  # the schema's defaults, as Snakemake fills them in
+    problems = "\n".join(config_problems(config))
+    assert f"teacher.model: {tmp_path / 'teacher'}: no tokenizer files" in problems
+    assert f"baselines[0].model (b): {tmp_path / 'b' / 'config.json'}: not valid JSON (line" in problems
+    assert f"tinybert.students.tb.init: {tmp_path / 'init' / 'model.safetensors'}: not a readable safetensors" in problems
+    config["teacher"]["model"] = str(tiny[0])  # the whole model: no problem
+    assert "teacher.model" not in "\n".join(config_problems(config))
+
+
+def test_a_failing_jobs_error_line_reaches_the_terminal_without_a_profile(tmp_path, tiny_bert):
+    """Plain `snakemake --cores N` (make quick) does not print logs; the rules' logged() puts the last lines
+    of a failed job's log on stderr, so the one-line error is seen without opening logs/."""
+    from conftest import run_snakemake
+    from test_submission import stub_config
+
+    cfg = stub_config(tmp_path, tiny_bert)  # its SST-2/train.tsv holds "x": no header
+    res = run_snakemake(tmp_path, cfg, "results/data/sst2", cores=1, timeout=300)
+    assert res.returncode != 0
+    train = Path(cfg["data"]["glue_dir"]) / "SST-2" / "train.tsv"
+    assert f"glueslim prepare-data: error: {train}:1: header has no column" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_an_os_error_is_one_line_naming_the_file_and_verbose_shows_the_traceback(tiny, tmp_path, capsys,
+                                                                                  monkeypatch):
+    """An unreadable file (tests run as root, where chmod 000 does not stop a read: the read is made to fail)
+    and an output path taken by a folder: one line with the file and the OS reason, exit 2."""
+    data_dir = prepared_sst2(tmp_path / "data", 24, 8)
+    real_open = open
+    split = data_dir / "validation.jsonl"
+
+    def refuse(path, *a, **k):
+        if str(path) == str(split):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *a, **k)
+
+    monkeypatch.setattr(io, "open", refuse, raising=False)  # glueslim.io reads the prepared split
+    argv = command_line("predict", tiny[0], data_dir, tmp_path / "p.tsv")
+    with pytest.raises(SystemExit) as e:
+        cli.main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and "Traceback" not in "\n".join(err)
+    assert err[-1] == (f"glueslim predict: error: {split}: Permission denied; check its permissions (and those of "
+                       "its folder)")
+    with pytest.raises(PermissionError):  # --verbose: the traceback, for a bug report
+        cli.main(["--verbose", *argv])
+    monkeypatch.undo()
+    (tmp_path / "taken.tsv").mkdir()
+    (tmp_path / "taken.tsv" / "keep").write_text("x")
+    with pytest.raises(SystemExit):
+        cli.main(command_line("predict", tiny[0], data_dir, tmp_path / "taken.tsv"))
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert str(tmp_path / "taken.tsv") in err and "Is a directory; a folder is in the way" in err
+    assert (tmp_path / "taken.tsv" / "keep").read_text() == "x"  # nothing removed
+
+
+@pytest.mark.parametrize("command", ["finetune", "predict"])
+def test_a_sequence_length_beyond_the_models_positions_stops_before_the_attention_kernel(tiny, tmp_path, capsys,
+                                                                                          command):
+    argv = command_line(command, tiny[0], prepared_sst2(tmp_path / "data", 24, 8), tmp_path / "out" / "r")
+    with pytest.raises(SystemExit) as e:
+        cli.main([*argv, "--max-seq-length", "1024"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and "Traceback" not in "\n".join(err)
+    assert err[-1] == (f"glueslim {command}: error: max_seq_length = 1024 is longer than the model {tiny[0]} reads "
+                       "(512 positions): set --max-seq-length (the max_seq_length key) to 512 or less")
+    assert not (tmp_path / "out").exists()
+
+
+def test_teacher_outputs_of_another_task_or_cut_short_and_a_damaged_init_checkpoint_are_refused(tiny, tmp_path):
+    """Cached logits of another task whose idx cover this task's rows trained silently (or failed in a loss
+    with a shape error); a cut file failed in safetensors; a damaged `--init` folder in transformers."""
+    from safetensors.torch import save_file
+
+    from glueslim.students import StudentSpec, build_student
+    from glueslim.teacher_outputs import teacher_logits_for
+
+    rows = [{"idx": i, "text_a": "x", "text_b": None, "label": 0} for i in range(4)]
+    path = tmp_path / "rte.safetensors"
+    save_file({"idx": torch.arange(10), "logits": torch.randn(10, 2)}, str(path), metadata={"task": "rte"})
+    assert len(teacher_logits_for(rows, str(path), "rte")) == 4
+    with pytest.raises(UserError, match=r"rte\.safetensors: teacher outputs of task 'rte', not 'sst2': point "
+                                        r"--teacher-outputs at this task's file"):
+        teacher_logits_for(rows, str(path), "sst2")
+    path.write_bytes(path.read_bytes()[:-4])
+    with pytest.raises(UserError, match=r"rte\.safetensors: not a readable safetensors file .* truncated or damaged"):
+        teacher_logits_for(rows, str(path), "rte")
+    init = damaged_model(tiny[0], tmp_path / "init", "cut config")
+    with pytest.raises(UserError, match=rf"^{init / 'config.json'}: not valid JSON"):
+        build_student(StudentSpec(builder="checkpoint", init=str(init)), model_of(tiny[0]), 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -92,4 +93,90 @@ def test_missing_scores_and_metadata_name_the_rule(results):
         build(results)
     (results / "scores" / f"{TEACHER}.json").unlink()
     with pytest.raises(UserError, match=r"scores/teacher\.json.*`score`"):
+        build(results)
+
+
+@pytest.mark.parametrize("task, key, value, message", [
+    ("sst2", "accuracy", 1.7, r"tasks\.sst2\.metrics\.accuracy = 1\.7: outside \[0, 1\]"),
+    ("sst2", "accuracy", -0.1, r"tasks\.sst2\.metrics\.accuracy = -0\.1: outside \[0, 1\]"),
+    ("sst2", "accuracy", 85.0, r"tasks\.sst2\.metrics\.accuracy = 85\.0: outside \[0, 1\] \(scores are fractions"),
+    ("mrpc", "f1", 1.01, r"tasks\.mrpc\.metrics\.f1 = 1\.01: outside \[0, 1\]"),
+    ("sst2", "accuracy", float("nan"), r"tasks\.sst2\.metrics\.accuracy = nan: not a finite number"),
+    ("mrpc", "f1", float("inf"), r"tasks\.mrpc\.metrics\.f1 = inf: not a finite number"),
+    ("sst2", "accuracy", "0.9", r"tasks\.sst2\.metrics\.accuracy = '0\.9': not a finite number"),
+    ("sst2", "accuracy", True, r"tasks\.sst2\.metrics\.accuracy = True: not a finite number"),
+    ("mrpc", "f1", None, r"tasks\.mrpc\.metrics\.f1 = None: not a finite number"),
+    ("mrpc", "f1", "<missing>", r"tasks\.mrpc\.metrics\.f1 is missing"),
+])
+def test_impossible_metric_values_are_rejected_naming_file_and_key(results, task, key, value, message):
+    path = results / "scores" / f"{STUDENT}.json"
+    doc = json.loads(path.read_text())
+    if value == "<missing>":
+        del doc["tasks"][task]["metrics"][key]
+    else:
+        doc["tasks"][task]["metrics"][key] = value
+    path.write_text(json.dumps(doc))  # NaN and Infinity as Python's json writes them
+    with pytest.raises(UserError, match=message) as e:
+        build(results)
+    assert str(path) in str(e.value) and "re-run score" in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("task, metrics", [
+    ("cola", {"mcc": -1.0}), ("cola", {"mcc": 1.0}), ("stsb", {"pearson": -0.5, "spearman": 1.0}),
+    ("mnli", {"matched_accuracy": 0.0, "mismatched_accuracy": 1.0}),
+])
+def test_metric_ranges_include_their_bounds_and_correlations_go_down_to_minus_one(tmp_path, task, metrics):
+    from glueslim.report.checks import task_metrics
+
+    assert task_metrics(tmp_path / "s.json", task, {**metrics, "extra": 99}) == metrics  # unknown keys dropped
+    bad = {k: (v - 1.5 if v <= 0 else v + 0.5) for k, v in metrics.items()}
+    with pytest.raises(UserError, match=r"outside \[-?[01], 1\]"):
+        task_metrics(tmp_path / "s.json", task, bad)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{\"model\": \"distil3\", \"tasks\": {", "is not valid JSON"),
+    ("", "is not valid JSON"),
+    ("[1, 2]", "expected a JSON object, got list"),
+    ("{\"model\": \"teacher\", \"tasks\": {}}", "file is for model 'teacher', expected 'distil3'"),
+    ("{\"model\": \"distil3\", \"tasks\": [1]}", "\"tasks\" must be an object"),
+    ("{\"model\": \"distil3\", \"tasks\": {\"sst2\": {\"score\": 0.9}}}", "tasks.sst2 has no \"metrics\" object"),
+])
+def test_a_score_file_that_is_not_a_score_file_is_one_line(results, text, message):
+    path = results / "scores" / f"{STUDENT}.json"
+    path.write_text(text)
+    with pytest.raises(UserError, match=re.escape(message)) as e:
+        build(results)
+    assert str(path) in str(e.value)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda p: p["latency"][0].update(median_ms=-4.0), r"latency\[0\]\.median_ms = -4\.0: expected a finite number > 0"),
+    (lambda p: p["latency"][1].update(median_ms=0), r"latency\[1\]\.median_ms = 0: expected a finite number > 0"),
+    (lambda p: p["latency"][0].update(median_ms=float("nan")), r"latency\[0\]\.median_ms = nan"),
+    (lambda p: p["latency"][0].pop("median_ms"), r"latency\[0\]\.median_ms = None"),
+    (lambda p: p["latency"][0].update(q1_ms=-1.0), r"latency\[0\]\.q1_ms = -1\.0: expected a finite number >= 0"),
+    (lambda p: p["parameters"].update(total=0), r"parameters\.total = 0: expected a whole number > 0"),
+    (lambda p: p["parameters"].update(total=1.5), r"parameters\.total = 1\.5: expected a whole number > 0"),
+    (lambda p: p.update(parameters=None), r"\"parameters\" must be an object"),
+    (lambda p: p.update(size_on_disk_bytes=-10), r"size_on_disk_bytes = -10"),
+    (lambda p: p["macs"].update(total=float("inf")), r"macs\.total = inf"),
+    (lambda p: p.update(latency={"batch_1": 3.0}), r"\"latency\" must be a list"),
+    (lambda p: p.update(latency_compiled=[{"batch_size": 1, "median_ms": -2.0}]), r"latency_compiled\[0\]\.median_ms"),
+])
+def test_impossible_profile_figures_are_rejected_naming_file_and_key(results, change, message):
+    path = results / "profile" / f"{STUDENT}.json"
+    prof = json.loads(path.read_text())
+    change(prof)
+    path.write_text(json.dumps(prof))
+    with pytest.raises(UserError, match=message) as e:
+        build(results)
+    assert str(path) in str(e.value) and "re-run profile" in str(e.value)
+
+
+def test_an_input_that_is_a_folder_is_not_called_missing(results):
+    path = results / "profile" / f"{STUDENT}.json"
+    path.unlink()
+    path.mkdir()
+    with pytest.raises(UserError, match=r"input is not a file: .*distil3\.json \(written by the Snakemake rule `profile`"):
         build(results)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,15 +24,14 @@ def dry_run(workdir: Path, config: dict, *extra: str) -> subprocess.CompletedPro
 
 
 def dry_run_config(tmp_path: Path) -> dict:
-    """The tiny test config on a stub GLUE copy (train and dev files exist) and a stub teacher folder."""
+    """The tiny test config on a stub GLUE copy (train and dev files exist) and a real tiny teacher folder
+    (the start-up check reads a local model folder whole)."""
     glue = tmp_path / "glue"
     for d in ("SST-2", "STS-B"):
         (glue / d).mkdir(parents=True)
         for f in ("train.tsv", "dev.tsv"):
             (glue / d / f).write_text("x\n")
-    teacher = tmp_path / "teacher-model"
-    teacher.mkdir()
-    (teacher / "config.json").write_text(json.dumps({"num_hidden_layers": 4}))
+    teacher = make_tiny_bert(tmp_path / "teacher-model", vocab=SHARED_VOCAB)
     cfg = yaml.safe_load((ROOT / ".test" / "config.yaml").read_text())
     cfg["data"]["glue_dir"] = str(glue)
     cfg["teacher"]["model"] = str(teacher)
@@ -85,10 +85,76 @@ def test_model_names_are_checked_before_any_job(tmp_path):
     cfg["quantization"]["models"] = ["distil", "nobody"]
     res = dry_run(tmp_path, cfg, "-n")
     assert res.returncode != 0
-    assert "model names must be unique across students, tinybert.students, baselines, pruning and quantization; " \
-           "used twice: distil-int8" in res.stderr
+    assert "model names must be unique across students, tinybert.students, baselines, pruning and quantization: " \
+           "'distil-int8' names both baselines[0] and quantization (distil); rename one" in res.stderr
     assert "quantization.models: 'nobody' is not a model of this run" in res.stderr
     assert not (tmp_path / "results").exists()
+
+
+def tiny_teacher_config(tmp_path: Path, tiny_bert: Path) -> dict:
+    """dry_run_config on the tiny saved BERT (4 layers of 4 heads, 512 positions) as teacher and baseline."""
+    cfg = dry_run_config(tmp_path)
+    cfg["teacher"]["model"] = str(tiny_bert)
+    for b in cfg["baselines"]:
+        b["model"] = str(tiny_bert)
+    return cfg
+
+
+def test_bad_values_stop_before_any_job_and_keep_the_last_model(tmp_path, tiny_bert):
+    import copy
+
+    base = tiny_teacher_config(tmp_path, tiny_bert)
+    cfg = copy.deepcopy(base)
+    kept = tmp_path / "results" / "models" / "teacher" / "sst2" / "glueslim.json"  # a previous run's model
+    kept.parent.mkdir(parents=True)
+    kept.write_text("{}")
+    cfg["pruning"]["fractions"] = [0.5, 0.504, 0.02]  # one row name twice; round(0.02 x 16 heads) = 0
+    cfg["students"].append({"name": "distil", "num_layers": 1})
+    cfg["finetune"]["max_seq_length"] = 1024
+    res = dry_run(tmp_path, cfg, "-n")
+    assert res.returncode != 0
+    for line in ["pruning.fractions[0] = 0.5 and pruning.fractions[1] = 0.504 both name the rows <model>-pruned50",
+                 "pruning.fractions[2] = 0.02 removes no head of teacher (round(0.02 x 16 heads) = 0)",
+                 "'distil' names both students[0] and students[2]; rename one",
+                 "finetune.max_seq_length = 1024: the teacher", "has only 512 positions"]:
+        assert line in res.stderr, (line, res.stderr[-3000:])
+    # nested --config values are read as YAML (epochs 1 is fine), and a .nan in them is caught
+    cfg = copy.deepcopy(base)
+    res = dry_run(tmp_path, cfg, "-n", "--config", 'finetune={"epochs": 1, "warmup_ratio": .nan}',
+                  'students=[]', "quantization={\"models\": []}")
+    assert res.returncode != 0
+    assert "finetune.warmup_ratio = nan: expected a finite number: a number >= 0, <= 1" in res.stderr
+    assert "finetune.epochs" not in res.stderr
+    res = dry_run(tmp_path, cfg, "-n", "-p", "--config", 'finetune={"epochs": 1}', "seed=4294967295")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "--epochs 1 " in res.stdout and "--epochs 1.0" not in res.stdout
+    # a missing GLUE folder: one line, no stack frame from a .smk file
+    cfg["data"]["glue_dir"] = str(tmp_path / "no-glue")
+    res = dry_run(tmp_path, cfg, "-n")
+    assert res.returncode != 0 and f"glueslim: local GLUE copy {tmp_path / 'no-glue'} is not a directory" in res.stderr
+    assert 'File "' not in res.stderr and ".smk" not in res.stderr
+    assert kept.read_text() == "{}" and not (tmp_path / "logs").exists()
+
+
+def test_a_broken_workflow_config_file_is_named(tmp_path, tiny_bert):
+    import shutil
+
+    copy = tmp_path / "workflow-copy"  # the Snakefile reads config.yaml beside it
+    copy.mkdir()
+    shutil.copy(ROOT / "Snakefile", copy / "Snakefile")
+    shutil.copytree(ROOT / "workflow", copy / "workflow")
+    (copy / "src").symlink_to(ROOT / "src")
+    cfg_file = tmp_path / "run.yaml"
+    cfg_file.write_text(yaml.safe_dump(tiny_teacher_config(tmp_path, tiny_bert)))
+    for text, expected in [("tasks: [sst2\nseed: 1\n", "not valid YAML at line 2, column 5"), ("", "is empty"),
+                           ("- tasks\n", "holds a list, expected a mapping of keys")]:
+        (copy / "config.yaml").write_text(text)
+        res = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(copy / "Snakefile"), "-d", str(tmp_path),
+                              "--configfile", str(cfg_file), "-n", "--cores", "1"],
+                             capture_output=True, text=True, timeout=300)
+        assert res.returncode != 0
+        assert f"glueslim: config file {copy / 'config.yaml'}: {expected}" in res.stderr, res.stderr[-2000:]
+        assert 'File "' not in res.stderr
 
 
 # ---------------------------------------------------------------- end to end
@@ -141,6 +207,8 @@ def recompute(task: str, pred_dir: Path) -> float:
 
 def check_leaderboard(workdir: Path, tasks: list[str], models: list[str]) -> dict:
     doc = json.loads((workdir / "reports" / "leaderboard.json").read_text())
+    for name in ("leaderboard.json", "leaderboard.html", "figures/pareto.svg"):  # published copies of the outputs
+        assert (workdir / "reports" / name).read_bytes() == (workdir / "results/leaderboard" / name).read_bytes()
     assert sorted(r["model"] for r in doc["rows"]) == sorted(models)
     for row in doc["rows"]:
         pred_dir = workdir / "results" / "predictions" / row["model"]

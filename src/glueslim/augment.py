@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import random
 import re
 
@@ -24,6 +25,7 @@ from glueslim.data import load_split
 from glueslim.inference import predict_logits
 from glueslim.io import atomic_dir, atomic_write_json, atomic_write_jsonl
 from glueslim.modeling import load_classifier, load_tokenizer, pick_device
+from glueslim.progress import Progress
 from glueslim.recipe import add_inference_arguments
 from glueslim.tasks import get_task
 
@@ -147,6 +149,7 @@ def _mlm_candidates(plans, fields, tokenizer, mlm, k, exclude, batch_size, max_l
     device = next(mlm.parameters()).device
     batch_size = min(batch_size, 16)  # the logits are batch x length x vocabulary
     res: list[dict] = []
+    progress = Progress(math.ceil(len(plans) / batch_size), "augment: masked-LM candidates", unit="copies")
     for s in range(0, len(plans), batch_size):
         part = plans[s:s + batch_size]
         texts = {f: [" ".join(tokenizer.mask_token if rep else w for w, rep, _ in plan[f]) for _, _, plan in part]
@@ -161,6 +164,8 @@ def _mlm_candidates(plans, fields, tokenizer, mlm, k, exclude, batch_size, max_l
             slots = [(f, j) for f in fields for j, (_, rep, _) in enumerate(plan[f]) if rep]
             res.append({slot: tokenizer.convert_ids_to_tokens(top[b, pos].tolist())
                         for slot, pos in zip(slots, masked)})
+        progress.update(1, len(part))
+    progress.close()
     return res
 
 
@@ -181,7 +186,8 @@ def run(args: argparse.Namespace) -> None:
     aug = augment_rows(rows, tokenizer, args.copies, args.prob, args.candidates, args.seed, embeddings=emb, mlm=mlm,
                        batch_size=args.eval_batch_size, max_seq_length=args.max_seq_length)
     feats = encode(tokenizer, aug, args.max_seq_length)
-    logits = predict_logits(teacher, feats, DataCollatorWithPadding(tokenizer), args.eval_batch_size, device)
+    logits = predict_logits(teacher, feats, DataCollatorWithPadding(tokenizer), args.eval_batch_size, device,
+                            what="augment: teacher labels")
     for r, z in zip(aug, logits):
         r["teacher_logits"] = z.tolist()
         r["label"] = float(z[0]) if task.is_regression else int(z.argmax())

@@ -7,6 +7,7 @@ import random
 
 from torch.utils.data import DataLoader
 
+from glueslim.errors import UserError
 from glueslim.tokens import tokenize
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -15,6 +16,7 @@ MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 def encode(tokenizer, rows: list[dict], max_len: int, extra: dict[str, list] | None = None) -> list[dict]:
     """Tokenize once, unpadded (through the token cache: tokens.tokenize); `extra` adds per-example fields
     (e.g. cached teacher logits)."""
+    check_max_length(tokenizer, max_len)
     a = [r["text_a"] for r in rows]
     b = [r["text_b"] for r in rows] if rows and rows[0].get("text_b") is not None else None
     enc = tokenize(tokenizer, a, b, max_len)
@@ -28,6 +30,17 @@ def encode(tokenizer, rows: list[dict], max_len: int, extra: dict[str, list] | N
             f[k] = v[i]
         feats.append(f)
     return feats
+
+
+def check_max_length(tokenizer, max_len: int) -> None:
+    """A UserError when `max_len` is more tokens than the model reads (the tokenizer's model_max_length, which
+    modeling.load_tokenizer caps at the model's max_position_embeddings): caught here, not in the attention."""
+    limit = getattr(tokenizer, "model_max_length", None)
+    if not isinstance(max_len, int) or max_len < 1:
+        raise UserError(f"max_seq_length = {max_len!r}: expected a whole number of tokens >= 1")
+    if isinstance(limit, int) and max_len > limit:
+        raise UserError(f"max_seq_length = {max_len} is longer than the model {tokenizer.name_or_path} reads "
+                        f"({limit} positions): set --max-seq-length (the max_seq_length key) to {limit} or less")
 
 
 def length_grouped_batches(lengths: list[int], batch_size: int, seed: int, mega: int = 50) -> list[list[int]]:

@@ -35,6 +35,10 @@ COMMANDS = {  # command: (module, add-arguments function, run function, help)
                 "write dev predictions of one model on one task"),
     "score": ("glueslim.evaluate", "add_arguments_score", "run_score",
               "compute GLUE metrics of one model from its prediction files"),
+    "predict-test": ("glueslim.submission", "add_arguments_predict_test", "run_predict_test",
+                     "write test-set predictions of one model for one GLUE server file (never scored)"),
+    "glue-submission": ("glueslim.submission", "add_arguments", "run",
+                        "zip one model's test predictions in the GLUE server's format"),
     "profile": ("glueslim.profile", "add_arguments", "run",
                 "parameters, MACs, size on disk, latency and memory of one model"),
     "leaderboard": ("glueslim.report.command", "add_arguments", "run",
@@ -43,12 +47,26 @@ COMMANDS = {  # command: (module, add-arguments function, run function, help)
 
 
 
+def os_error_line(e: OSError) -> str:
+    """An OSError (a file that cannot be opened, read or written) as one line naming the file and the reason."""
+    where = " -> ".join(str(f) for f in (e.filename, e.filename2) if f is not None)
+    reason = e.strerror or str(e) or type(e).__name__
+    advice = {PermissionError: "check its permissions (and those of its folder)",
+              FileNotFoundError: "check the path; run the job that writes it first",
+              IsADirectoryError: "a folder is in the way: remove it or choose another path",
+              NotADirectoryError: "a file is in the way of a folder: remove it or choose another path"}
+    fix = next((v for k, v in advice.items() if isinstance(e, k)), "check the file and the disk")
+    return f"{where}: {reason}; {fix}" if where else f"{reason} ({type(e).__name__}); {fix}"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="glueslim", description=__doc__)
+    parser.add_argument("--verbose", action="store_true",
+                        help="show the traceback of an error (bad input is otherwise reported on one line)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     argv = sys.argv[1:] if argv is None else argv
     # import only the module the command needs (torch is slow to import)
-    wanted = argv[0] if argv and argv[0] in COMMANDS else None
+    wanted = next((a for a in argv if not a.startswith("-")), None)
     for name, (module, add_arguments, run, help_) in COMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_)
         if name == wanted:
@@ -59,6 +77,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         args.func(args)
-    except UserError as e:
-        print(f"glueslim {args.command}: error: {e}", file=sys.stderr)
+    except (UserError, OSError) as e:
+        if args.verbose:
+            raise
+        line = str(e) if isinstance(e, UserError) else os_error_line(e)
+        print(f"glueslim {args.command}: error: {line}", file=sys.stderr)
         sys.exit(2)

@@ -1,212 +1,89 @@
 """The start-up check of the workflow configuration: every problem is reported before any job starts.
 
-`check_schema(config, schema_path)` validates the raw config against workflow/schemas/config.schema.yaml
-with jsonschema and reports every violation on one line that names the key path, the value and what
-was expected (unknown keys get a "did you mean"), instead of Snakemake's dump of the whole schema.
-The Snakefile then lets Snakemake's `validate` fill in the defaults, and `check_config(config)` checks
-what a schema cannot: model references (a local folder holding a saved model, or a well-formed hub
-id, present in the cache when offline), the student layer maps against the teacher's depth,
-`profile.task` against `tasks`, the `trust_remote_code` list, and the model names (unique, and the
-pruned and quantized models' sources among them). Every check is here and raises `ConfigError`.
+The Snakefile first names a config file that is not a YAML mapping (`config_file_problem`) and reads
+nested `--config` values as YAML (`retype_cli_values`). `check_schema(config, schema_path)` then reports
+every violation of workflow/schemas/config.schema.yaml and every non-finite number on one line each
+(glueslim.schema: key path, value, what was expected). The Snakefile lets Snakemake's `validate` fill in
+the defaults, and `check_config(config)` checks what a schema cannot: model references (a local folder
+holding a saved model, or a well-formed hub id, present in the cache when offline), the student layer
+maps and TinyBERT shapes against the teacher's depth, sequence lengths against its positions,
+`profile.task` against `tasks`, the `trust_remote_code` list, the model names (unique, each entry named,
+and the pruned and quantized models' sources among them) and the pruning fractions (distinct row names,
+each removing some heads and not the same number as another). Every check raises `ConfigError`.
 Last, `by_name(config)` turns the named lists (students, baselines, tinybert.students) into dicts.
 """
 
 from __future__ import annotations
 
-import difflib
-import functools
 import json
 import os
-import re
 from pathlib import Path
-from typing import Any, Iterable
 
 import yaml
 
 from glueslim.errors import UserError
-
-SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
-
-# keys that were moved: the unknown-key message says where they went
-MOVED = {
-    ("teacher", "trust_remote_code"): "remote code is allowed per model: list the model by name in the "
-                                      "top-level `trust_remote_code: [<model>]` instead",
-}
-_TYPE_NAMES = {"integer": "an integer", "number": "a number", "string": "a string", "boolean": "true or false",
-               "null": "null", "object": "a mapping", "array": "a list"}
+from glueslim.schema import (  # noqa: F401 - key_path, load_schema, schema_default: part of this module's API
+    SCHEMA, key_path, load_schema, schema_default, schema_problems,
+)
 
 
 class ConfigError(UserError):
     """The configuration is invalid; the message lists every problem, one per line."""
 
 
-# ---------------------------------------------------------------- formatting
-
-def key_path(parts: Iterable) -> str:
-    """('finetune', 'per_task', 'rte', 'epochs') -> finetune.per_task.rte.epochs; list items as [i]."""
-    out = ""
-    for p in parts:
-        if isinstance(p, int):
-            out += f"[{p}]"
-        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", str(p)):
-            out += f".{p}" if out else str(p)
-        else:
-            out += f"[{str(p)!r}]"
-    return out or "(top level)"
-
-
-def _value(v: Any, limit: int = 80) -> str:
-    text = repr(v) if isinstance(v, str) else json.dumps(v, default=str)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _resolve(schema: dict, root: dict) -> dict:
-    while isinstance(schema, dict) and "$ref" in schema:
-        ref = schema["$ref"]
-        if not ref.startswith("#/"):
-            break
-        target: Any = root
-        for part in ref[2:].split("/"):
-            target = target[part]
-        schema = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
-    return schema
-
-
-def expected(schema: dict, root: dict, top: bool = True) -> str:
-    """A short English description of what `schema` accepts."""
-    s = _resolve(schema, root)
-    if "const" in s:
-        text = f"exactly {s['const']!r}"
-    elif "enum" in s:
-        text = "one of " + ", ".join(str(v) for v in s["enum"])
-    elif "oneOf" in s or "anyOf" in s:
-        text = " or ".join(expected(sub, root, False) for sub in s.get("oneOf", s.get("anyOf")))
-    else:
-        types = s.get("type", [])
-        types = [types] if isinstance(types, str) else list(types)
-        text = " or ".join(_TYPE_NAMES.get(t, t) for t in types) or "a value"
-        bounds = []
-        for key, word in (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="),
-                          ("exclusiveMaximum", "<")):
-            if key in s:
-                bounds.append(f"{word} {s[key]}")
-        if "minLength" in s:
-            bounds.append(f"of at least {s['minLength']} character(s)")
-        if "pattern" in s:
-            bounds.append(f"matching {s['pattern']}")
-        if "items" in s and isinstance(s["items"], dict):
-            text += f" of ({expected(s['items'], root, False)})"
-        if "minItems" in s:
-            bounds.append(f"with at least {s['minItems']} item(s)")
-        if s.get("uniqueItems"):
-            bounds.append("without repeats")
-        if bounds:
-            text += " " + ", ".join(bounds)
-        if "propertyNames" in s and isinstance(s.get("additionalProperties"), dict):
-            text += (f" from ({expected(s['propertyNames'], root, False)}) "
-                     f"to ({expected(s['additionalProperties'], root, False)})")
-    if "not" in s:
-        text += f", but not {expected(s['not'], root, False)}"
-    if top and s.get("description"):
-        text += f" ({s['description']})"
-    return text
-
-
-def _did_you_mean(word: Any, choices: Iterable) -> str:
-    if not isinstance(word, str):
-        return ""
-    close = difflib.get_close_matches(word, [str(c) for c in choices], n=1, cutoff=0.6)
-    return f"; did you mean {close[0]}?" if close else ""
-
-
-def _yaml_hint(value: Any, schema: dict) -> str:
-    types = schema.get("type", [])
-    if isinstance(value, str) and ("number" in types or "integer" in types):
-        try:
-            float(value)
-        except ValueError:
-            return ""
-        mantissa, _, exponent = value.lower().partition("e")
-        fixed = mantissa + ("" if "." in mantissa else ".0") + (f"e{exponent}" if exponent else "")
-        return f"; YAML reads {value} as text: write {fixed}"
-    return ""
-
-
-def _describe(err, root: dict) -> list[str]:
-    path = list(err.absolute_path)
-    where = key_path(path)
-    v, kind = err.instance, err.validator
-    schema = _resolve(err.schema, root) if isinstance(err.schema, dict) else {}
-    if "propertyNames" in err.absolute_schema_path:  # the key itself is wrong, not its value
-        choices = schema.get("enum", [])
-        return [f"{where}: key {v!r} is not allowed: expected {expected(schema, root)}{_did_you_mean(v, choices)}"]
-    if kind == "additionalProperties" and isinstance(v, dict):
-        allowed = list(schema.get("properties", {}))
-        out = []
-        for key in (k for k in v if k not in allowed):
-            moved = MOVED.get((*map(str, path), key))
-            hint = f"; {moved}" if moved else _did_you_mean(key, allowed)
-            out.append(f"{key_path(path + [key])}: unknown key (value {_value(v[key])}){hint} "
-                       f"({where if path else 'the top level'} takes: {', '.join(allowed)})")
-        return out
-    if kind == "required" and isinstance(v, dict):
-        props = schema.get("properties", {})
-        return [f"{key_path(path + [k])}: missing; expected {expected(props.get(k, {}), root)}"
-                for k in err.validator_value if k not in v]
-    if kind in ("oneOf", "anyOf") and err.context:
-        branches: dict = {}
-        for sub in err.context:
-            branches.setdefault(sub.relative_schema_path[0], []).append(sub)
-        right_kind = [errs for errs in branches.values()
-                      if not any(e.validator == "type" and not e.relative_path for e in errs)]
-        if len(right_kind) == 1:  # the value has the right type for one branch: report that branch's problem
-            return [m for sub in right_kind[0] for m in _describe(sub, root)]
-    hint = _did_you_mean(v, schema.get("enum", [])) if kind == "enum" else _yaml_hint(v, schema)
-    return [f"{where} = {_value(v)}: expected {expected(schema, root)}{hint}"]
-
-
-# ---------------------------------------------------------------- checks
-
-def load_schema(path: str | os.PathLike = SCHEMA) -> dict:
-    with open(path, encoding="utf-8") as f:
-        return yaml.safe_load(f)
-
-
-@functools.cache
-def _shipped_schema() -> dict:
-    return load_schema()
-
-
-def schema_default(*keys: str) -> Any:
-    """The schema's default of the config key at `keys` (e.g. "finetune", "epochs"): what commands take
-    when a flag is not given, so that no default is restated in Python. KeyError if it has none."""
-    root = _shipped_schema()
-    node = root
-    for key in keys:
-        node = _resolve(node.get("properties", {}).get(key, {}), root)
-    if "default" not in node:
-        raise KeyError(f"{SCHEMA.name} has no default for {key_path(keys)}")
-    return node["default"]
-
-
-def schema_problems(config: dict, schema: dict) -> list[str]:
-    """One line per schema violation: key path, value, what was expected."""
-    import jsonschema
-
-    cls = jsonschema.validators.validator_for(schema)
-    errors = sorted(cls(schema).iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
-    out: list[str] = []
-    for e in errors:
-        for line in _describe(e, schema):
-            if line not in out:
-                out.append(line)
-    return out
-
-
 def _raise(problems: list[str], source: str) -> None:
     if problems:
         head = f"invalid configuration ({source}): {len(problems)} problem{'s' * (len(problems) > 1)}"
         raise ConfigError("\n".join([head, *(f"  - {p}" for p in problems)]))
+
+
+def config_file_problem(path: str | os.PathLike) -> str | None:
+    """Why a config file cannot be read as a mapping of keys (None when it can): named, with the line."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        return f"config file {path}: cannot be read ({e.__class__.__name__}: {e})"
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        what = getattr(e, "problem", None) or str(e).splitlines()[0]
+        return (f"config file {path}: not valid YAML{where}: {what} (an unclosed bracket or quote, or tabs "
+                "used for indentation?): fix the file")
+    if doc is None:
+        return f"config file {path}: is empty: it must hold the configuration's keys (tasks:, teacher:, ...)"
+    if not isinstance(doc, dict):
+        return (f"config file {path}: holds a {type(doc).__name__}, expected a mapping of keys (tasks:, "
+                "teacher:, ...): remove the leading '- ' of each line")
+    return None
+
+
+def retype_cli_values(config: dict, cli: dict) -> None:
+    """`--config key=value` values that reach the config as text, read as YAML as a config file would, in
+    place: Snakemake reads nested values with YAML's base loader (`finetune={"epochs": 2}` gives epochs '2',
+    `profile={"batch_sizes": [1, 8]}` gives ['1', '8']) and leaves a top-level `.nan` or `null` as text."""
+    for key, value in cli.items():
+        if not isinstance(config, dict) or key not in config:
+            continue
+        if isinstance(value, dict):
+            retype_cli_values(config[key], value)
+        elif config[key] == value:
+            config[key] = _typed(value)
+
+
+def _typed(value):
+    if isinstance(value, list):
+        return [_typed(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _typed(v) for k, v in value.items()}
+    if isinstance(value, str) and value.strip():
+        try:
+            typed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value
+        return value if isinstance(typed, (dict, list)) else typed
+    return value
 
 
 def check_schema(config: dict, schema_path: str | os.PathLike = SCHEMA) -> None:
@@ -226,13 +103,16 @@ def _hub_config(ref: str, revision: str | None, cache: str | None) -> str | None
 
 
 def model_ref_problem(ref: str, *, revision: str | None = None, offline: bool = False,
-                      cache: str | None = None) -> str | None:
-    """Why `ref` cannot name a model (None when it can): a local folder with a config.json, or a hub id."""
+                      cache: str | None = None, need_tokenizer: bool = False) -> str | None:
+    """Why `ref` cannot name a model (None when it can): a hub id, or a local folder that holds a whole model
+    (modelfiles.model_dir_problem: config, weights, and with `need_tokenizer` the tokenizer files)."""
     from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    from glueslim.modelfiles import model_dir_problem
 
     path = Path(os.path.expanduser(ref))
     if path.is_dir():
-        return None if (path / "config.json").is_file() else f"local folder {path} holds no config.json (not a saved model)"
+        return model_dir_problem(path, need_tokenizer=need_tokenizer)
     if ref.startswith(("/", ".", "~")) or ref.count("/") > 1 or "\\" in ref or path.exists():
         return f"{ref!r} looks like a path but is not a folder holding a model"
     try:
@@ -245,19 +125,32 @@ def model_ref_problem(ref: str, *, revision: str | None = None, offline: bool = 
     return None
 
 
-def teacher_layers(config: dict) -> int | None:
-    """The teacher's num_hidden_layers where its config.json is at hand (local folder or cache)."""
-    t = config["teacher"]
-    path = Path(os.path.expanduser(t["model"])) / "config.json"
+def model_config(ref: str, revision: str | None, cache: str | None) -> dict | None:
+    """A model's config.json where it is at hand (local folder or HF cache) and readable, else None."""
+    path = Path(os.path.expanduser(ref)) / "config.json"
     if not path.is_file():
-        hit = _hub_config(t["model"], t["revision"], config["hf"]["cache"])
+        hit = _hub_config(ref, revision, cache)
         if hit is None:
             return None
         path = Path(hit)
     try:
-        return int(json.loads(path.read_text(encoding="utf-8"))["num_hidden_layers"])
-    except (OSError, ValueError, KeyError, TypeError):
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _int_key(doc: dict | None, key: str) -> int | None:
+    try:
+        return int(doc[key])  # type: ignore[index]
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def teacher_layers(config: dict) -> int | None:
+    """The teacher's num_hidden_layers where its config.json is at hand (local folder or cache)."""
+    t = config["teacher"]
+    return _int_key(model_config(t["model"], t["revision"], config["hf"]["cache"]), "num_hidden_layers")
 
 
 def pruned_models(config: dict) -> dict[str, dict]:
@@ -277,16 +170,22 @@ def _names(entries: list[dict]) -> list[str]:
 
 
 def model_name_problems(config: dict) -> list[str]:
-    """Every model name once across the rows; pruning and quantization sources among this run's models."""
-    trained = ["teacher", *_names(config["students"]), *_names(config["tinybert"]["students"]),
-               *_names(config["baselines"])]
-    pruned = list(pruned_models(config))
-    models = trained + pruned + list(int8_models(config))
+    """Every model name once across the rows (a named list becomes a dict by name, where the later entry
+    would silently win); pruning and quantization sources among this run's models."""
+    entries = [("teacher", "teacher")]
+    for where, items in (("students", config["students"]), ("tinybert.students", config["tinybert"]["students"]),
+                         ("baselines", config["baselines"])):
+        entries += [(e["name"], f"{where}[{i}]") for i, e in enumerate(items)]
+    trained = [name for name, _ in entries]
+    pruned = list(pruned_models(config))  # fractions that round alike: _pruning_problems
+    entries += [(name, f"pruning ({p['source']} at {p['fraction']})") for name, p in pruned_models(config).items()]
+    entries += [(name, f"quantization ({q['source']})") for name, q in int8_models(config).items()]
     problems = []
-    clash = sorted({m for m in models if models.count(m) > 1})
-    if clash:
-        problems.append("model names must be unique across students, tinybert.students, baselines, pruning and "
-                        f"quantization; used twice: {', '.join(clash)}")
+    for name in dict.fromkeys(n for n, _ in entries):
+        users = [where for n, where in entries if n == name]
+        if len(users) > 1:
+            problems.append(f"model names must be unique across students, tinybert.students, baselines, pruning "
+                            f"and quantization: {name!r} names both {' and '.join(users)}; rename one")
     for key, allowed in (("pruning", trained), ("quantization", trained + pruned)):
         unknown = [n for n in config[key]["models"] if n not in allowed]
         if unknown:
@@ -295,13 +194,106 @@ def model_name_problems(config: dict) -> list[str]:
     return problems
 
 
-def _tinybert_problems(config: dict) -> list[str]:
-    """tinybert.ablation: its base is a tinybert.students name, its tasks are configured tasks."""
+def _source_heads(config: dict, name: str, teacher: dict | None) -> tuple[int, int] | None:
+    """(layers, heads per layer) of a pruning source where the config and the teacher's config.json tell."""
+    layers, heads = _int_key(teacher, "num_hidden_layers"), _int_key(teacher, "num_attention_heads")
+    if name == "teacher":
+        return (layers, heads) if layers and heads else None
+    for s in config["students"]:
+        if s["name"] == name and s["arch"] == "distilbert" and layers and heads:
+            return s["num_layers"] or max(1, layers // 2), heads  # glueslim.students: half the teacher's
+    for t in config["tinybert"]["students"]:
+        if t["name"] == name and t["init"] in ("general", "random"):  # a checkpoint's own shape wins
+            return t["num_layers"], t["num_heads"]
+    for b in config["baselines"]:
+        if b["name"] == name:
+            doc = model_config(b["model"], b["revision"], config["hf"]["cache"])
+            n, h = _int_key(doc, "num_hidden_layers"), _int_key(doc, "num_attention_heads")
+            return (n, h) if n and h else None
+    return None
+
+
+def _pruning_problems(config: dict, teacher: dict | None) -> list[str]:
+    """Fractions that name the same row, and fractions that remove no head or the same heads as another
+    (glueslim.prune.heads_to_prune: round(fraction x all heads), at least one head kept per layer)."""
+    fr = config["pruning"]["fractions"]
+    problems = []
+    percents = [round(100 * f) for f in fr]
+    for i, j in ((i, j) for i in range(len(fr)) for j in range(i + 1, len(fr)) if percents[i] == percents[j]):
+        problems.append(f"pruning.fractions[{i}] = {fr[i]} and pruning.fractions[{j}] = {fr[j]} both name the "
+                        f"rows <model>-pruned{percents[i]} (names use whole percents): keep one, or make them "
+                        "differ by at least 0.01")
+    if config["pruning"]["models"] and not fr:
+        problems.append(f"pruning.fractions is empty, so pruning.models {config['pruning']['models']} makes no "
+                        "row: list fractions, e.g. [0.2, 0.4], or set pruning.models: []")
+    for src in config["pruning"]["models"]:
+        shape = _source_heads(config, src, teacher)
+        if shape is None:
+            continue
+        total, removable = shape[0] * shape[1], shape[0] * (shape[1] - 1)
+        removed = [min(int(round(f * total)), removable) for f in fr]
+        for i, (f, n) in enumerate(zip(fr, removed)):
+            if n == 0:
+                problems.append(f"pruning.fractions[{i}] = {f} removes no head of {src} (round({f} x {total} heads)"
+                                f"{' = 0' if removable else ': it has one head per layer, and one is always kept'})"
+                                f", so row {src}-pruned{percents[i]} would be {src} unchanged: use a fraction of "
+                                f"at least {1 / total:.4f}" + ("" if removable else " or leave it out of pruning.models"))
+            same = [j for j in range(i) if removed[j] == n and n and percents[j] != percents[i]]
+            if same:
+                j = same[0]
+                problems.append(f"pruning.fractions[{j}] = {fr[j]} and pruning.fractions[{i}] = {f} both remove {n} "
+                                f"of {src}'s {total} heads, so rows {src}-pruned{percents[j]} and "
+                                f"{src}-pruned{percents[i]} would be the same model: keep one")
+    return problems
+
+
+def _recipes(config: dict):
+    """(key path, recipe override) of every training recipe in the config."""
+    yield "finetune", config["finetune"]
+    for where, items in (("students", config["students"]), ("tinybert.students", config["tinybert"]["students"])):
+        for s in items:
+            yield f"{where}.{s['name']}.train", s["train"]
+    yield "tinybert.general.train", config["tinybert"]["general"]["train"]
+
+
+def _length_problems(config: dict, teacher: dict | None) -> list[str]:
+    """Sequence lengths within the teacher's positions (students share them): else the attention kernel fails."""
+    limit = _int_key(teacher, "max_position_embeddings")
+    if limit is None:
+        return []
+    problems = []
+    for where, r in _recipes(config):
+        for path, sub in ((where, r), *((f"{where}.per_task.{t}", o) for t, o in (r.get("per_task") or {}).items())):
+            n = sub.get("max_seq_length")
+            if n is not None and n > limit:
+                problems.append(f"{path}.max_seq_length = {n}: the teacher ({config['teacher']['model']}) has only "
+                                f"{limit} positions (max_position_embeddings): use at most {limit}")
+    n = config["profile"]["seq_length"]
+    if n > limit:
+        problems.append(f"profile.seq_length = {n}: the teacher ({config['teacher']['model']}) has only {limit} "
+                        f"positions (max_position_embeddings): use at most {limit}")
+    return problems
+
+
+def _tinybert_problems(config: dict, n_teacher: int | None) -> list[str]:
+    """Each TinyBERT student's shape (heads divide the width, a layer map per layer, within the teacher's
+    1..N); tinybert.ablation: its base is a tinybert.students name, its tasks are configured tasks."""
+    problems = []
+    for t in config["tinybert"]["students"]:
+        name, lm, n = t["name"], t["layer_map"], t["num_layers"]
+        if t["init"] in ("general", "random") and t["hidden_size"] % t["num_heads"]:
+            problems.append(f"tinybert.students.{name}: hidden_size = {t['hidden_size']} is not a multiple of "
+                            f"num_heads = {t['num_heads']}: each head takes hidden_size / num_heads dimensions")
+        if lm is not None and t["init"] in ("general", "random") and len(lm) != n:
+            problems.append(f"tinybert.students.{name}: layer_map {lm} has {len(lm)} entries but num_layers = {n}")
+        bad = [j for j in lm or [] if n_teacher is not None and j > n_teacher]
+        if bad:
+            problems.append(f"tinybert.students.{name}.layer_map = {lm}: teacher layers {bad} do not exist "
+                            f"(layers 1..{n_teacher})")
     names = _names(config["tinybert"]["students"])
     abl = config["tinybert"]["ablation"]
     if not abl["base"]:
-        return []
-    problems = []
+        return problems
     if abl["base"] not in names:
         problems.append(f"tinybert.ablation.base: {abl['base']!r} is not a tinybert.students name "
                         f"(have: {', '.join(names) or 'none'})")
@@ -323,7 +315,8 @@ def config_problems(config: dict) -> list[str]:
     if ptask is not None and ptask not in tasks:
         problems.append(f"profile.task = {ptask!r}: expected one of the configured tasks {', '.join(tasks)}")
     t = config["teacher"]
-    teacher_problem = model_ref_problem(t["model"], revision=t["revision"], offline=hf["offline"], cache=cache)
+    teacher_problem = model_ref_problem(t["model"], revision=t["revision"], offline=hf["offline"], cache=cache,
+                                        need_tokenizer=True)
     if teacher_problem:
         problems.append(f"teacher.model: {teacher_problem}")
     for i, ref in enumerate(config["trust_remote_code"]):
@@ -331,10 +324,17 @@ def config_problems(config: dict) -> list[str]:
         if problem:
             problems.append(f"trust_remote_code[{i}]: {problem}")
     for i, b in enumerate(config["baselines"]):
-        problem = model_ref_problem(b["model"], revision=b["revision"], offline=hf["offline"], cache=cache)
+        problem = model_ref_problem(b["model"], revision=b["revision"], offline=hf["offline"], cache=cache,
+                                    need_tokenizer=True)
         if problem:
             problems.append(f"baselines[{i}].model ({b['name']}): {problem}")
-    n_teacher = None if teacher_problem else teacher_layers(config)
+    for s in config["tinybert"]["students"]:  # a checkpoint to start from: a hub id or a whole model folder
+        problem = None if s["init"] in ("general", "random") else model_ref_problem(
+            s["init"], offline=hf["offline"], cache=cache)
+        if problem:
+            problems.append(f"tinybert.students.{s['name']}.init: {problem}")
+    teacher = None if teacher_problem else model_config(t["model"], t["revision"], hf["cache"])
+    n_teacher = _int_key(teacher, "num_hidden_layers")
     for s in config["students"]:
         if s["arch"] != "distilbert":
             continue
@@ -348,7 +348,8 @@ def config_problems(config: dict) -> list[str]:
             if bad:
                 problems.append(f"students.{name}.layer_map = {lm}: layers {bad} do not exist in the teacher "
                                 f"(layers 0..{n_teacher - 1})")
-    return problems + model_name_problems(config) + _tinybert_problems(config)
+    return (problems + model_name_problems(config) + _pruning_problems(config, teacher)
+            + _length_problems(config, teacher) + _tinybert_problems(config, n_teacher))
 
 
 def check_config(config: dict) -> None:

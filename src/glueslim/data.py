@@ -59,6 +59,7 @@ from typing import Iterable
 from glueslim.config import schema_default
 from glueslim.errors import UserError
 from glueslim.io import atomic_dir, atomic_write_json, atomic_write_jsonl, read_jsonl, sha256_file
+from glueslim.modelfiles import file_problem
 from glueslim.tasks import OFFICIAL_ROWS, Task, get_task
 
 log = logging.getLogger(__name__)
@@ -184,6 +185,8 @@ def read_glue_tsv(task: Task | str, split: str, path: str | os.PathLike) -> list
                                        row[iy] if iy is not None else None, where))
     except UnicodeDecodeError:
         raise UserError(_bad_utf8(path)) from None
+    except OSError as e:  # unreadable (permissions), a directory, an I/O error
+        raise UserError(f"{path}: cannot be read ({e.strerror or e}); check the file and its permissions") from None
     except csv.Error as e:  # a NUL byte, or a line longer than csv's field limit (a damaged file)
         raise UserError(f"{path}:{reader.line_num}: unreadable row ({e})") from None
     if not records:
@@ -282,15 +285,18 @@ def prepare(task: Task | str, out: str | os.PathLike, glue_dir: str | None = Non
         source = {"kind": "local", "glue_dir": glue_dir}
         for split, fname in task.splits:
             path = Path(glue_dir, task.glue_dir, fname)
-            if not path.is_file():
+            if not path.exists() and not path.is_symlink():
                 log.info("%s: no %s, split %s skipped (optional)", task.name, path, split)
                 continue
+            problem = file_problem(path)  # there, but a directory, a dangling link or unreadable
+            if problem:
+                raise UserError(f"{problem} (split {split} of task {task.name}); replace it with the GLUE file "
+                                "or remove it")
             records = read_glue_tsv(task, split, path)
-            official = OFFICIAL_ROWS.get((task.name, split))
             _check_count(task, split, len(records), str(path), check_row_counts)
             splits[split] = records
             source_files.append({"split": split, "path": str(path), "sha256": sha256_file(path),
-                                 "rows": len(records), "official_rows": official})
+                                 "rows": len(records), "official_rows": OFFICIAL_ROWS.get((task.name, split))})
     else:
         dsd, source = _load_hub(task, hub_revision)
         for split, _ in task.splits:
@@ -339,23 +345,40 @@ def check_local_copy(glue_dir: str | os.PathLike, tasks: list[str]) -> None:
     problems = []
     for name in tasks:
         task = _task(name)
-        missing = [f"missing {root / task.glue_dir / task.split_files[s]} "
-                   f"(needed for {'training' if s == 'train' else 'evaluation'})"
-                   for s in _required_splits(task) if not (root / task.glue_dir / task.split_files[s]).is_file()]
-        if missing:
-            problems.append(f"task {task.name}: {', '.join(missing)}")
+        bad = []
+        for split in _required_splits(task):
+            path = root / task.glue_dir / task.split_files[split]
+            problem = file_problem(path)  # missing, or there but a directory, a dangling link, unreadable
+            if problem:
+                bad.append(f"{problem if path.exists() or path.is_symlink() else f'missing {path}'} "
+                           f"(needed for {'training' if split == 'train' else 'evaluation'})")
+        if bad:
+            problems.append(f"task {task.name}: {', '.join(bad)}")
     if problems:
         raise UserError("; ".join(problems) + "; a local GLUE copy must hold train and dev for every configured "
                         "task; remove the task from `tasks` or add the file")
 
 
 def load_split(data_dir: str | os.PathLike, split: str) -> list[dict]:
-    """The normalized records of one split written by prepare-data."""
-    path = Path(data_dir) / f"{split}.jsonl"
-    if not path.is_file():
-        have = sorted(p.stem for p in Path(data_dir).glob("*.jsonl"))
-        raise UserError(f"{path}: no such prepared split (have: {', '.join(have) or 'none'}); run prepare-data first")
-    return read_jsonl(path)
+    """The normalized records of one split written by prepare-data (a damaged or empty file is a UserError)."""
+    root, path = Path(data_dir), Path(data_dir) / f"{split}.jsonl"
+    problem = file_problem(root, folder=True) or file_problem(path)  # missing, a link to nothing, a directory
+    if problem:
+        have = sorted(p.stem for p in root.glob("*.jsonl")) if root.is_dir() else []
+        missing = root.is_dir() and not (path.exists() or path.is_symlink())
+        raise UserError(f"{f'{path}: no such prepared split' if missing else problem} "
+                        f"(have: {', '.join(have) or 'none'}); run prepare-data first")
+    try:
+        rows = read_jsonl(path)
+    except ValueError as e:  # a line that is not JSON (read_jsonl names it), bytes that are not UTF-8
+        raise UserError(f"{e if str(e).startswith(str(path)) else f'{path}: {e}'}; the prepared data is damaged: "
+                        "run prepare-data again") from None
+    bad = [n for n, r in enumerate(rows, 1)
+           if not (isinstance(r, dict) and isinstance(r.get("idx"), int) and isinstance(r.get("text_a"), str))]
+    if not rows or bad:
+        what = f"record {bad[0]} is not a prepared record (idx, text_a, text_b, label)" if bad else "no rows"
+        raise UserError(f"{path}: {what}; the prepared data is damaged or cut short: run prepare-data again")
+    return rows
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

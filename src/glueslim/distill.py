@@ -171,7 +171,7 @@ def run_distill(args: argparse.Namespace) -> None:
     aug = read_jsonl(Path(args.augmented) / "train.jsonl") if args.augmented else []
     # two blocks, each as an earlier job tokenized it (teacher_outputs, augment): token cache hits
     train_feats = encode(tokenizer, rows, recipe.max_seq_length,
-                         extra={"teacher_logits": teacher_logits_for(rows, args.teacher_outputs)})
+                         extra={"teacher_logits": teacher_logits_for(rows, args.teacher_outputs, task.name)})
     if aug:
         train_feats += encode(tokenizer, [{k: r[k] for k in ("idx", "text_a", "text_b", "label") if k in r}
                                           for r in aug], recipe.max_seq_length,

@@ -1,8 +1,10 @@
 """Stage 4: dev predictions of every model (TSV files), and GLUE metrics computed from those files alone.
 
 `predict` writes results/predictions/<model>/<stem>.tsv with columns idx, label, prediction (MNLI writes
-mnli_matched.tsv and mnli_mismatched.tsv). `score` reads only those files, so every number in the
-leaderboard can be recomputed from the saved predictions.
+mnli_matched.tsv and mnli_mismatched.tsv). `score` reads only those files, each checked row by row against
+the prepared dev split (results/data/<task>/<split>.jsonl: the same idx set, each idx once, the same gold
+labels, predictions in the task's label set or finite), so every number in the leaderboard can be
+recomputed from the saved predictions and none comes from a partial, repeated or foreign file.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import math
 from pathlib import Path
 
 import torch
@@ -46,7 +49,7 @@ def split_for_stem(task_name: str, stem: str) -> str:
 
 def run_predict(args: argparse.Namespace) -> None:
     task = get_task(args.task)
-    split = split_for_stem(task.name, args.stem)
+    split = getattr(args, "split", None) or split_for_stem(task.name, args.stem)  # submission.py: a test split
     if args.threads:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
@@ -68,33 +71,95 @@ def write_predictions(path: str | Path, rows: list[dict], preds: list) -> None:
     atomic_write_text(path, buf.getvalue())
 
 
-def read_predictions(path: str | Path, regression: bool) -> tuple[list, list]:
-    cast = float if regression else int
-    labels, preds = [], []
-    with open(path, encoding="utf-8", newline="") as f:
-        reader = csv.reader(f, delimiter="\t")
-        header = next(reader, None)
-        if header is None or tuple(header) != COLUMNS:
-            raise UserError(f"{path}: expected the header {' '.join(COLUMNS)}, found {header}")
-        for lineno, row in enumerate(reader, 2):
-            try:
-                labels.append(cast(row[1]))
-                preds.append(cast(row[2]))
-            except (IndexError, ValueError):
-                raise UserError(f"{path}:{lineno}: malformed prediction row {row}") from None
-    if not labels:
-        raise UserError(f"{path}: no predictions")
-    return labels, preds
+RERUN = "re-run predict (delete the file, then run snakemake again)"
 
 
-def score_model(pred_dir: str | Path, tasks: list[str]) -> dict:
-    """Metrics per task, each task's mean, and the GLUE score with and without WNLI, from prediction files."""
+def _prediction_lines(path: Path) -> list[tuple[int, list[str]]]:
+    """(line number, fields) of every data row of a prediction file, its header checked."""
+    if not path.is_file():
+        what = "is not a file" if path.exists() else "missing prediction file"
+        raise UserError(f"{path}: {what}; run predict first")
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+            header = next(reader, None)
+            rows = [(reader.line_num, row) for row in reader]
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise UserError(f"{path}: not a prediction file ({e}); {RERUN}") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot be read ({e.strerror}); check its permissions") from None
+    if header is None or tuple(header) != COLUMNS:
+        raise UserError(f"{path}:1: expected the header {' '.join(COLUMNS)} (tab-separated), found "
+                        f"{' '.join(header or ['nothing'])!r}; {RERUN}")
+    return rows
+
+
+def _parse(value: str, regression: bool, num_labels: int) -> int | float | None:
+    """A label or prediction: a finite number (regression) or a label id 0..num_labels-1; None if not."""
+    try:
+        if regression:
+            x = float(value)
+            return x if math.isfinite(x) else None
+        x = int(value)
+    except ValueError:
+        return None
+    return x if 0 <= x < num_labels else None
+
+
+def _same_label(a, b, regression: bool) -> bool:
+    return b is not None and (math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12) if regression else a == b)
+
+
+def read_predictions(path: str | Path, task_name: str, rows: list[dict]) -> tuple[list, list]:
+    """(labels, predictions) of a prediction file, in the order of the prepared split `rows`.
+
+    Every row of the file is checked against the prepared split: the same idx set, each idx once, the
+    gold label equal to the prepared one, the prediction a label of the task (classification) or a finite
+    number (regression). The first problem is a UserError naming the file, the line and the idx.
+    """
+    path, task = Path(path), get_task(task_name)
+    reg = task.is_regression
+    kind = "a finite number" if reg else f"a label id 0..{task.num_labels - 1} of {task.name}"
+    gold = {r["idx"]: r["label"] for r in rows}
+    seen: dict[int, tuple] = {}
+    for lineno, row in _prediction_lines(path):
+        where = f"{path}:{lineno}"
+        if len(row) != len(COLUMNS):
+            raise UserError(f"{where}: expected {len(COLUMNS)} tab-separated fields ({' '.join(COLUMNS)}), "
+                            f"found {len(row)}: {row!r}; {RERUN}")
+        try:
+            idx = int(row[0])
+        except ValueError:
+            raise UserError(f"{where}: idx {row[0]!r} is not an integer; {RERUN}") from None
+        if idx not in gold:
+            raise UserError(f"{where}: idx {idx} is not in the prepared {task.name} split ({len(gold)} rows); "
+                            f"a file of another task or data preparation? {RERUN}")
+        if idx in seen:
+            raise UserError(f"{where}: idx {idx} appears twice (first on line {seen[idx][0]}); {RERUN}")
+        label, pred = _parse(row[1], reg, task.num_labels), _parse(row[2], reg, task.num_labels)
+        if label is None or not _same_label(label, gold[idx], reg):
+            raise UserError(f"{where}: idx {idx} has label {row[1]!r}, the prepared split has {gold[idx]!r}; "
+                            f"a file of another task or data preparation? {RERUN}")
+        if pred is None:
+            raise UserError(f"{where}: idx {idx}: prediction {row[2]!r} is not {kind}; {RERUN}")
+        seen[idx] = (lineno, pred)
+    missing = [r["idx"] for r in rows if r["idx"] not in seen]
+    if missing:
+        raise UserError(f"{path}: {len(missing)} of the {len(rows)} rows of the prepared {task.name} split have "
+                        f"no prediction (first: idx {missing[0]}); {RERUN}")
+    return [gold[r["idx"]] for r in rows], [seen[r["idx"]][1] for r in rows]
+
+
+def score_model(pred_dir: str | Path, tasks: list[str], data: str | Path) -> dict:
+    """Metrics per task, each task's mean, and the GLUE score with and without WNLI, from prediction files
+    checked against the prepared dev splits under `data` (results/data: one folder per task)."""
     out: dict = {}
     for name in tasks:
         task = get_task(name)
         per_file, counts = {}, {}
-        for _, stem in task.eval_splits:
-            labels, preds = read_predictions(Path(pred_dir) / f"{stem}.tsv", task.is_regression)
+        for split, stem in task.eval_splits:
+            rows = load_split(Path(data) / name, split)
+            labels, preds = read_predictions(Path(pred_dir) / f"{stem}.tsv", name, rows)
             per_file[stem] = split_metrics(name, stem, labels, preds)
             counts[stem] = len(labels)
         metrics = task_metrics(name, per_file)
@@ -113,8 +178,10 @@ def add_arguments_score(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True)
     p.add_argument("--predictions", required=True, help="results/predictions/<model>")
     p.add_argument("--tasks", nargs="+", required=True)
+    p.add_argument("--data", required=True,
+                   help="results/data: the prepared data (one folder per task) the predictions are checked against")
     p.add_argument("--out", required=True)
 
 
 def run_score(args: argparse.Namespace) -> None:
-    atomic_write_json(args.out, {"model": args.model, **score_model(args.predictions, args.tasks)})
+    atomic_write_json(args.out, {"model": args.model, **score_model(args.predictions, args.tasks, args.data)})

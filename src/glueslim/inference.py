@@ -12,6 +12,7 @@ from glueslim.batching import MODEL_INPUTS, sorted_batches
 from glueslim.errors import UserError
 from glueslim.losses import task_loss
 from glueslim.metrics import split_metrics
+from glueslim.progress import Progress
 from glueslim.tasks import Task
 
 
@@ -25,22 +26,24 @@ def gpu_memory(device) -> str:
 
 
 @torch.inference_mode()
-def predict_logits(model, feats: list[dict], collator, batch_size: int, device) -> torch.Tensor:
-    """Logits for every example, in input order."""
+def predict_logits(model, feats: list[dict], collator, batch_size: int, device, what: str = "predict") -> torch.Tensor:
+    """Logits for every example, in input order; `what` names the loop in its progress lines."""
     model.eval()
     batches = sorted_batches([len(f["input_ids"]) for f in feats], batch_size)
     out = torch.empty(len(feats), model.config.num_labels)
-    for idx in batches:
-        batch = collator([{k: v for k, v in feats[i].items() if k in MODEL_INPUTS} for i in idx])
-        batch = {k: v.to(device) for k, v in batch.items()}
-        try:
-            out[idx] = model(**batch).logits.float().cpu()
-        except torch.cuda.OutOfMemoryError as e:
-            raise UserError(
-                f"GPU out of memory running the model on a batch of {len(idx)} sequences of "
-                f"{batch['input_ids'].shape[-1]} tokens{gpu_memory(device)}: lower eval_batch_size (now "
-                f"{batch_size}), e.g. to {max(1, batch_size // 2)} (finetune.eval_batch_size, or per task in "
-                "finetune.per_task.<task>), or max_seq_length") from e
+    with Progress(len(batches), what) as progress:
+        for idx in batches:
+            batch = collator([{k: v for k, v in feats[i].items() if k in MODEL_INPUTS} for i in idx])
+            batch = {k: v.to(device) for k, v in batch.items()}
+            try:
+                out[idx] = model(**batch).logits.float().cpu()
+            except torch.cuda.OutOfMemoryError as e:
+                raise UserError(
+                    f"GPU out of memory running the model on a batch of {len(idx)} sequences of "
+                    f"{batch['input_ids'].shape[-1]} tokens{gpu_memory(device)}: lower eval_batch_size (now "
+                    f"{batch_size}), e.g. to {max(1, batch_size // 2)} (finetune.eval_batch_size, or per task in "
+                    "finetune.per_task.<task>), or max_seq_length") from e
+            progress.update(1, len(idx))
     return out
 
 

@@ -78,6 +78,7 @@ from glueslim.flops import count_macs, count_parameters
 from glueslim.int8 import WEIGHTS as INT8_WEIGHTS
 from glueslim.io import atomic_write_json
 from glueslim.modeling import architecture, load_for_inference, pick_device
+from glueslim.progress import Progress
 from glueslim.timing import (MIN_RUNS, MIN_WARMUP, best_peak, device_info, measure_compiled, measure_latency,
                              measure_peak, peak_memory, plan_points, with_floor)
 
@@ -172,11 +173,14 @@ def _time_eager(model, points: list[tuple[int, int]], warmup: int, runs: int,
         model.to(device)
         torch.cuda.reset_peak_memory_stats(device)
     raw = []
+    progress = Progress(len(points), "profile: latency sweep", unit="sequences")  # logs between points only
     for b, n in points:
         entry = measure_latency(model, n, b, warmup, runs, device)
         if entry["runs"] < runs:  # measure_latency guarantees it; the report relies on it
             raise RuntimeError(f"batch {b}, {n} tokens: {entry['runs']} timed runs, {runs} asked for")
         raw.append(entry)
+        progress.update(1, b * (warmup + runs))
+    progress.close()
     return raw, peak_memory(device)
 
 

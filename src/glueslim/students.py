@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from dataclasses import dataclass
 
 import torch
@@ -26,6 +27,7 @@ from transformers import (
 
 from glueslim.errors import UserError
 from glueslim.heads import layer_list
+from glueslim.modelfiles import check_model_dir
 
 
 @dataclass(frozen=True)
@@ -186,6 +188,8 @@ def _random(spec: StudentSpec, teacher: PreTrainedModel, seed: int) -> tuple[Pre
 def _checkpoint(spec: StudentSpec, teacher: PreTrainedModel, seed: int) -> tuple[PreTrainedModel, dict]:
     if not spec.init:
         raise ValueError("a checkpoint student needs init: a hub id or a local folder")
+    if os.path.isdir(spec.init):
+        check_model_dir(spec.init)  # a damaged folder: one line naming the file (glueslim.modelfiles)
     tc = teacher.config
     kwargs = dict(num_labels=tc.num_labels, ignore_mismatched_sizes=True, weights_only=True)
     if tc.problem_type == "regression":

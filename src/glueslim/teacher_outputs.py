@@ -8,6 +8,7 @@ about as much as fine-tuning the student. Inference only: this module does not i
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -38,15 +39,29 @@ def run(args: argparse.Namespace) -> None:
     teacher = load_classifier(args.teacher_dir).to(device)
     rows = load_split(args.data, "train")
     feats = encode(tokenizer, rows, args.max_seq_length)
-    logits = predict_logits(teacher, feats, DataCollatorWithPadding(tokenizer), args.eval_batch_size, device)
+    logits = predict_logits(teacher, feats, DataCollatorWithPadding(tokenizer), args.eval_batch_size, device,
+                            what="teacher outputs")
     idx = torch.tensor([r["idx"] for r in rows], dtype=torch.long)
     with atomic_file(args.out) as tmp:
         save_file({"idx": idx, "logits": logits.contiguous()}, str(tmp), metadata={
             "task": args.task, "teacher_dir": args.teacher_dir, "max_seq_length": str(args.max_seq_length)})
 
 
-def teacher_logits_for(rows: list[dict], path: str) -> list[list[float]]:
-    """The cached teacher logits of each training row, matched by idx."""
+def teacher_logits_for(rows: list[dict], path: str, task: str | None = None) -> list[list[float]]:
+    """The cached teacher logits of each training row, matched by idx; the file must be whole and, given
+    `task`, cached for that task (its metadata names it)."""
+    from safetensors import safe_open
+
+    from glueslim.modelfiles import safetensors_problem
+
+    problem = safetensors_problem(Path(path))
+    if problem:
+        raise UserError(problem)
+    with safe_open(path, framework="pt") as f:
+        cached_task = (f.metadata() or {}).get("task")
+    if task is not None and cached_task != task:
+        raise UserError(f"{path}: teacher outputs of task {cached_task!r}, not {task!r}: point --teacher-outputs at "
+                        f"this task's file (results/teacher_outputs/{task}.safetensors) or re-run teacher_outputs")
     cached = load_file(path)
     by_idx = {int(i): k for k, i in enumerate(cached["idx"].tolist())}
     missing = [r["idx"] for r in rows if r["idx"] not in by_idx]

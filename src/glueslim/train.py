@@ -1,9 +1,10 @@
 """The one training loop (fine-tuning and distillation), in the spirit of run_glue_no_trainer.py.
 
 AdamW (eps 1e-8, no decay on biases and LayerNorm), linear schedule with warm-up, gradient clipping,
-dynamic padding with length-grouped batches, one log line per epoch (train loss, validation loss and
-metrics, seconds), and a checkpoint per epoch that a re-run resumes from. The final epoch's model is the
-result: checkpoints are never chosen on the dev split that the leaderboard reports.
+dynamic padding with length-grouped batches, a progress line every 30 s (glueslim.progress), one log line
+per epoch (train loss, validation loss and metrics, seconds), and a checkpoint per epoch that a re-run
+resumes from. The final epoch's model is the result: checkpoints are never chosen on the dev split that
+the leaderboard reports.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from glueslim.inference import gpu_memory, predict_logits, score_logits
 from glueslim.io import append_jsonl, atomic_write_jsonl
 from glueslim.losses import task_loss
 from glueslim.precision import make_accelerator
+from glueslim.progress import Progress
 from glueslim.recipe import Recipe
 from glueslim.tasks import Task
 
@@ -53,9 +55,9 @@ def _all_logits(accelerator, model, feats: list[dict], collator, batch_size: int
     world-th example and the shares are gathered (every process gets all the logits)."""
     world = accelerator.num_processes
     if world == 1:
-        return predict_logits(model, feats, collator, batch_size, device)
+        return predict_logits(model, feats, collator, batch_size, device, what="validation")
     mine = list(range(accelerator.process_index, len(feats), world))
-    part = predict_logits(model, [feats[i] for i in mine], collator, batch_size, device)
+    part = predict_logits(model, [feats[i] for i in mine], collator, batch_size, device, what="validation")
     out = torch.empty(len(feats), part.shape[1])
     for idx, rows in gather_object([(mine, part)]):
         out[idx] = rows
@@ -140,6 +142,7 @@ def train(
                                 rank, world)
         loss_sum = torch.zeros((), device=device)
         window: list[torch.Tensor] = []  # losses since the last finiteness check (no GPU sync per step)
+        progress = Progress(len(batches), f"epoch {epoch}/{recipe.epochs}", enabled=accelerator.is_main_process)
         for step, collated in enumerate(make_loader(train_feats, batches, collator), 1):
             batch = {k: v.to(device) for k, v in collated.items()}
             inputs = {k: batch[k] for k in MODEL_INPUTS if k in batch}
@@ -171,6 +174,8 @@ def train(
                                 [train_feats[i]["idx"] for i in batches[first - 1]],
                                 (epoch - 1) * steps_per_epoch + (first - 1) // accum + 1, ckpt_dir)
                 window.clear()
+            progress.update(1, len(batches[step - 1]) * world)  # host-side counts: no GPU sync
+        progress.close()
         train_loss = accelerator.reduce(loss_sum, "mean").item() / len(batches)  # mean over processes too
         if not math.isfinite(train_loss):
             raise RuntimeError(f"non-finite mean training loss in epoch {epoch}: lower the learning rate")

@@ -1,6 +1,7 @@
 # Shared settings and helpers; everything here derives from the validated config.
 import json
 import os
+import posixpath
 import re
 import shlex
 import shutil
@@ -11,7 +12,7 @@ sys.path.insert(0, SRC)  # the rules' commands import the package from here too 
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p))
 
 from glueslim.config import int8_models, pruned_models, trusts_remote_code  # noqa: E402
-from glueslim.data import check_local_copy, resolve_glue_dir  # noqa: E402
+from glueslim.data import resolve_glue_dir  # noqa: E402
 from glueslim.tasks import get_task  # noqa: E402
 
 if config["hf"]["cache"]:
@@ -36,9 +37,7 @@ STEM_TASK = {stem: t for t in TASKS for _, stem in get_task(t).eval_splits}
 PROFILE_TASK = config["profile"]["task"] or TASKS[0]  # config.check_config: one of the tasks
 DATA_TASKS = TASKS + (["ax"] if config["include_diagnostic"] else [])
 
-GLUE_DIR = resolve_glue_dir(config["data"]["glue_dir"])
-if GLUE_DIR:  # fail before any job runs if a configured task's file is missing
-    check_local_copy(GLUE_DIR, TASKS)
+GLUE_DIR = resolve_glue_dir(config["data"]["glue_dir"])  # its files: checked at start-up (Snakefile)
 
 if config["device"] == "cpu":
     GPU = 0
@@ -57,7 +56,7 @@ THREADS = config["threads"]
 
 
 def one_of(names):
-    """A wildcard regex that matches exactly one of `names` (never a '/', '..' or anything else)."""
+    """A wildcard regex that matches exactly one of `names` (never a slash, '..' or anything else)."""
     return "|".join(re.escape(n) for n in names) or "(?!)"
 
 
@@ -116,7 +115,7 @@ def model_dir(model, task):
 
 
 # ---------------------------------------------------------------- what every rule declares
-# A rule's job settings in five lines:
+# A rule's job settings in five lines, and its command in logged(...):
 #     conda: CONDA_ENV
 #     log: log_file("<rule>", "<wildcard>", ...)
 #     benchmark: benchmark_file("<rule>", "<wildcard>", ...)
@@ -126,9 +125,17 @@ def model_dir(model, task):
 CONDA_ENV = "../../envs/glueslim.yaml"  # used with --sdm conda
 
 
+def logged(*parts):
+    """A rule's shell command (`parts` joined, e.g. ON_GPUS and the command) with its output in {log}; when
+    it fails, the log's last 3 lines go to stderr too, so a plain `snakemake --cores N` shows the error line
+    (e.g. "glueslim prepare-data: error: .../train.tsv:67351: 1 columns, expected 2") without opening the
+    log (the profiles' show-failed-logs prints whole logs)."""
+    return "".join(parts) + " > {log} 2>&1 || {{ rc=$?; tail -n 3 {log} >&2; exit $rc; }}"
+
+
 def log_file(rule, *wildcards):
     """logs/<rule>/{w1}/.../{wn}.log: a job's log (logs/<rule>.log for a rule without wildcards)."""
-    return "/".join(["logs", rule, *(f"{{{w}}}" for w in wildcards)]) + ".log"
+    return posixpath.join("logs", rule, *(f"{{{w}}}" for w in wildcards)) + ".log"
 
 
 def benchmark_file(rule, *wildcards):

@@ -27,8 +27,11 @@ rule prune_heads:
     threads: THREADS
     resources: **job_resources("train", gpu=GPU)
     shell:
-        ON_GPUS + "python -m glueslim prune --task {wildcards.task} --data {input.data} --model-dir {input.model}"
-        " --out {output} --checkpoint-dir {params.checkpoints} --threads {threads} {params.args} > {log} 2>&1"
+        logged(
+            ON_GPUS,
+            "python -m glueslim prune --task {wildcards.task} --data {input.data} --model-dir {input.model}"
+            " --out {output} --checkpoint-dir {params.checkpoints} --threads {threads} {params.args}",
+        )
 
 
 rule quantize_int8:
@@ -42,5 +45,6 @@ rule quantize_int8:
     threads: 1
     resources: **job_resources("infer", runtime=config["resources"]["light"]["runtime"])
     shell:
-        "python -m glueslim quantize --model-dir {input.model} --name {wildcards.quantized} --out {output}"
-        " > {log} 2>&1"
+        logged(
+            "python -m glueslim quantize --model-dir {input.model} --name {wildcards.quantized} --out {output}",
+        )

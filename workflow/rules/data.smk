@@ -15,4 +15,6 @@ rule prepare_data:
     threads: 1
     resources: **job_resources("light")
     shell:
-        "python -m glueslim prepare-data --task {wildcards.task} --out {output} {params.args} > {log} 2>&1"
+        logged(
+            "python -m glueslim prepare-data --task {wildcards.task} --out {output} {params.args}",
+        )

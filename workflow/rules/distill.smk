@@ -22,8 +22,11 @@ rule teacher_outputs:
     threads: THREADS
     resources: **job_resources("infer", gpu=GPU)
     shell:
-        ON_GPUS + "python -m glueslim teacher-outputs --task {wildcards.task} --data {input.data}"
-        " --teacher-dir {input.teacher} --out {output} --threads {threads} {params.args} > {log} 2>&1"
+        logged(
+            ON_GPUS,
+            "python -m glueslim teacher-outputs --task {wildcards.task} --data {input.data}"
+            " --teacher-dir {input.teacher} --out {output} --threads {threads} {params.args}",
+        )
 
 
 def student_args(name, task):
@@ -61,6 +64,9 @@ rule distill_student:
     threads: THREADS
     resources: **job_resources("train", gpu=TRAIN_GPU)
     shell:
-        ON_GPUS_DDP + "python -m glueslim distill --task {wildcards.task} --data {input.data} --teacher-dir {input.teacher}"
-        " --teacher-outputs {input.teacher_outputs} --out {output} --checkpoint-dir {params.checkpoints}"
-        " --threads {threads} {params.args} > {log} 2>&1"
+        logged(
+            ON_GPUS_DDP,
+            "python -m glueslim distill --task {wildcards.task} --data {input.data} --teacher-dir {input.teacher}"
+            " --teacher-outputs {input.teacher_outputs} --out {output} --checkpoint-dir {params.checkpoints}"
+            " --threads {threads} {params.args}",
+        )

@@ -17,13 +17,17 @@ rule predict:
     threads: THREADS
     resources: **job_resources("infer", gpu=model_gpus)
     shell:
-        ON_GPUS + "python -m glueslim predict --task {params.task} --stem {wildcards.stem} --data {input.data}"
-        " --model-dir {input.model} --out {output} --threads {threads} {params.args} > {log} 2>&1"
+        logged(
+            ON_GPUS,
+            "python -m glueslim predict --task {params.task} --stem {wildcards.stem} --data {input.data}"
+            " --model-dir {input.model} --out {output} --threads {threads} {params.args}",
+        )
 
 
 rule score:
     input:
-        lambda w: expand("results/predictions/{model}/{stem}.tsv", model=w.model, stem=STEM_TASK),
+        predictions=lambda w: expand("results/predictions/{model}/{stem}.tsv", model=w.model, stem=STEM_TASK),
+        data=expand("results/data/{task}", task=TASKS),  # every prediction is checked against the prepared dev split
     output:
         "results/scores/{model}.json",
     params:
@@ -34,5 +38,7 @@ rule score:
     threads: 1
     resources: **job_resources("light")
     shell:
-        "python -m glueslim score --model {wildcards.model} --predictions results/predictions/{wildcards.model}"
-        " --tasks {params.tasks} --out {output} > {log} 2>&1"
+        logged(
+            "python -m glueslim score --model {wildcards.model} --predictions results/predictions/{wildcards.model}"
+            " --tasks {params.tasks} --data results/data --out {output}",
+        )

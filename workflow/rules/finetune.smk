@@ -30,8 +30,11 @@ rule finetune_teacher:
     threads: THREADS
     resources: **job_resources("train", gpu=TRAIN_GPU)
     shell:
-        ON_GPUS_DDP + "python -m glueslim finetune --task {wildcards.task} --data {input.data} --out {output}"
-        " --checkpoint-dir {params.checkpoints} --threads {threads} {params.args} > {log} 2>&1"
+        logged(
+            ON_GPUS_DDP,
+            "python -m glueslim finetune --task {wildcards.task} --data {input.data} --out {output}"
+            " --checkpoint-dir {params.checkpoints} --threads {threads} {params.args}",
+        )
 
 
 use rule finetune_teacher as finetune_baseline with:

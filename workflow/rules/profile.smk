@@ -25,5 +25,8 @@ rule profile:
     threads: THREADS
     resources: **job_resources("infer", gpu=model_gpus)
     shell:
-        ON_GPUS + "python -m glueslim profile --model-dir {input} --name {wildcards.model} --out {output}"
-        " --threads {threads} {params.args} > {log} 2>&1"
+        logged(
+            ON_GPUS,
+            "python -m glueslim profile --model-dir {input} --name {wildcards.model} --out {output}"
+            " --threads {threads} {params.args}",
+        )

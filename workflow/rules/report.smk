@@ -1,3 +1,6 @@
+# Renders to results/leaderboard/ (its declared outputs, which Snakemake removes before a re-run and after a
+# failure) and, once every file is written, publishes copies to reports/ (`--publish`): reports/ is no
+# output of any rule, so a failed re-run keeps the last good report there.
 rule leaderboard:
     input:
         scores=expand("results/scores/{model}.json", model=MODELS),
@@ -5,29 +8,30 @@ rule leaderboard:
         models=expand("results/models/{model}/{task}", model=MODELS, task=TASKS),
         data=expand("results/data/{task}", task=DATA_TASKS),
         ablations=lambda w: ABLATIONS,  # results/ablations/*.json that other rule files register
+        submissions=expand("results/glue_submission/{model}.{ext}", model=MODELS, ext=("zip", "json")),
     output:
         json=report(
-            "reports/leaderboard.json",
+            "results/leaderboard/leaderboard.json",
             caption="../report/leaderboard_json.rst",
             category="Leaderboard",
         ),
         html=report(
-            "reports/leaderboard.html",
+            "results/leaderboard/leaderboard.html",
             caption="../report/leaderboard.rst",
             category="Leaderboard",
         ),
         pareto=report(
-            "reports/figures/pareto.svg",
+            "results/leaderboard/figures/pareto.svg",
             caption="../report/pareto.rst",
             category="Figures",
         ),
         latency_length=report(
-            "reports/figures/latency_vs_length.svg",
+            "results/leaderboard/figures/latency_vs_length.svg",
             caption="../report/latency_vs_length.rst",
             category="Figures",
         ),
         latency_batch=report(
-            "reports/figures/latency_vs_batch.svg",
+            "results/leaderboard/figures/latency_vs_batch.svg",
             caption="../report/latency_vs_batch.rst",
             category="Figures",
         ),
@@ -41,6 +45,9 @@ rule leaderboard:
     threads: 1
     resources: **job_resources("light")
     shell:
-        "python -m glueslim leaderboard --results results --models {params.models} --teacher teacher"
-        " --tasks {params.tasks} --config-json {params.config} --out-json {output.json}"
-        " --out-html {output.html} --out-figures reports/figures > {log} 2>&1"
+        logged(
+            "python -m glueslim leaderboard --results results --models {params.models} --teacher teacher"
+            " --tasks {params.tasks} --config-json {params.config} --out-json {output.json}"
+            " --out-html {output.html} --out-figures results/leaderboard/figures --submissions results/glue_submission"
+            " --publish reports",
+        )

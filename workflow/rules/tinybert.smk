@@ -95,10 +95,11 @@ def _tb_args(name, task):
     )
 
 
-TB_DISTILL_CMD = (
-    ON_GPUS_DDP + "python -m glueslim distill --task {wildcards.task} --data {input.data}"
+TB_DISTILL_CMD = logged(
+    ON_GPUS_DDP,
+    "python -m glueslim distill --task {wildcards.task} --data {input.data}"
     " --teacher-dir {input.teacher} --teacher-outputs {input.teacher_outputs} --out {output}"
-    " --checkpoint-dir {params.checkpoints} --threads {threads} {params.args} > {log} 2>&1"
+    " --checkpoint-dir {params.checkpoints} --threads {threads} {params.args}",
 )
 
 
@@ -133,8 +134,11 @@ rule tinybert_general:
     threads: THREADS
     resources: **job_resources("train", gpu=TRAIN_GPU)
     shell:
-        ON_GPUS_DDP + "python -m glueslim general-distill --out {output} --data {params.data}"
-        " --checkpoint-dir {params.checkpoints} --threads {threads} {params.args} > {log} 2>&1"
+        logged(
+            ON_GPUS_DDP,
+            "python -m glueslim general-distill --out {output} --data {params.data}"
+            " --checkpoint-dir {params.checkpoints} --threads {threads} {params.args}",
+        )
 
 
 rule tinybert_augment:
@@ -158,8 +162,11 @@ rule tinybert_augment:
     threads: THREADS
     resources: **job_resources("infer", gpu=GPU)
     shell:
-        ON_GPUS + "python -m glueslim augment --task {wildcards.task} --data {input.data}"
-        " --teacher-dir {input.teacher} --out {output} --threads {threads} {params.args} > {log} 2>&1"
+        logged(
+            ON_GPUS,
+            "python -m glueslim augment --task {wildcards.task} --data {input.data}"
+            " --teacher-dir {input.teacher} --out {output} --threads {threads} {params.args}",
+        )
 
 
 rule tinybert_distill:
@@ -221,5 +228,7 @@ rule tinybert_ablation:
     threads: 1
     resources: **job_resources("light")
     shell:
-        "python -m glueslim ablation --tasks {params.tasks} --teacher-root results/models/teacher"
-        " {params.variants} --title {params.title} --out {output} > {log} 2>&1"
+        logged(
+            "python -m glueslim ablation --tasks {params.tasks} --teacher-root results/models/teacher"
+            " {params.variants} --title {params.title} --out {output}",
+        )

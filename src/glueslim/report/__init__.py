@@ -11,13 +11,15 @@ Reads (under --results):
 
 Writes reports/leaderboard.json (fields: README, section "leaderboard.json") and one self-contained
 reports/leaderboard.html (inline CSS/JS/SVG, no network access needed to open it), and optionally the
-main charts as standalone SVG files.
+main charts as standalone SVG files. The workflow writes them to results/leaderboard/ and, with --publish,
+copies them to reports/ only once all are written, so a failed render keeps the last good report there.
 
 The modules, in the order data flows:
   values.py   number and JSON-value helpers every module shares
   collect.py  the readers: one function per input file, each checked; a bad input is a UserError
+  checks.py   value checks: metrics in their range, positive latencies and sizes (file and key named)
   build.py    `build_leaderboard`: rows, Pareto frontier, provenance, warnings -> the JSON document (pure)
   charts.py   the SVG chart library (line charts, the Pareto plot)
   render.py   `render_html` and `figures`: jinja2 filters and views -> the page (pure)
-  command.py  the command's arguments and `run`, which writes the files atomically
+  command.py  the command's arguments and `run`, which writes the files atomically, and `publish`
 """

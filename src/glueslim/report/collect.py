@@ -13,6 +13,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from glueslim import io as gio
 from glueslim import tasks as gtasks
 from glueslim.errors import UserError
+from glueslim.report import checks
 from glueslim.report.values import clean, differs, num, unique
 
 # what writes each input: (Snakemake rule, `python -m glueslim` command)
@@ -52,11 +53,14 @@ def read_required(path: Path, producer: tuple[str, str | None], *, jsonl: bool =
     who = f"Snakemake {rule}" if " " in rule else f"Snakemake rule `{rule}`"
     if not path.is_file():
         how = f": python -m glueslim {command} ..." if command else ""
-        raise UserError(f"missing input {path} (written by the {who}{how}); run that stage first")
+        what = "input is not a file:" if path.exists() else "missing input"
+        raise UserError(f"{what} {path} (written by the {who}{how}); run that stage first")
     try:
         return gio.read_jsonl(path) if jsonl else gio.read_json(path)
     except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError is a ValueError
-        raise UserError(f"{path} (written by the {who}) is not valid JSON: {e}") from None
+        raise UserError(f"{path} (written by the {who}) is not valid JSON: {e}; re-run that stage") from None
+    except OSError as e:
+        raise UserError(f"{path} cannot be read ({e.strerror}); check its permissions") from None
 
 
 def require_dict(obj: Any, path: Path, what: str = "a JSON object") -> dict:
@@ -73,17 +77,13 @@ def _task_entry(model: str, task: str, entry: Any, path: Path, warnings: list[st
     """Check one task of a score file; recompute its score from its metrics."""
     if not isinstance(entry, dict) or not isinstance(entry.get("metrics"), dict):
         raise UserError(f"{path}: tasks.{task} has no \"metrics\" object")
-    metrics = entry["metrics"]
-    keys = gtasks.get_task(task).metrics
-    missing = [k for k in keys if num(metrics.get(k)) is None]
-    if missing:
-        raise UserError(f"{path}: tasks.{task}.metrics lacks finite value(s) for {', '.join(missing)}")
-    score = gtasks.task_mean(task, {k: float(metrics[k]) for k in keys})
+    metrics = checks.task_metrics(path, task, entry["metrics"])  # the task's keys, each finite and in range
+    score = gtasks.task_mean(task, metrics)
     stored = num(entry.get("score"))
     if differs(stored, score):
         warnings.append(f"{model}/{task}: stored score {stored:.6f} differs from the mean of its "
                         f"metrics {score:.6f}; the recomputed value is used")
-    return {"metrics": clean(dict(metrics)), "score": score, "n": clean(entry.get("n"))}
+    return {"metrics": metrics, "score": score, "n": clean(entry.get("n"))}
 
 
 def read_scores(results: Path, model: str, tasks: Sequence[str], warnings: list[str]) -> dict:
@@ -112,7 +112,9 @@ def read_scores(results: Path, model: str, tasks: Sequence[str], warnings: list[
 
 def read_profile(results: Path, model: str) -> dict:
     path = results / "profile" / f"{model}.json"
-    return require_dict(clean(read_required(path, PRODUCERS["profile"])), path)
+    prof = require_dict(read_required(path, PRODUCERS["profile"]), path)
+    checks.check_profile(path, prof)
+    return clean(prof)
 
 
 def lat_entry(e: dict) -> dict:

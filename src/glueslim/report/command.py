@@ -6,12 +6,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import shutil
+import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from glueslim import io as gio
 from glueslim.errors import UserError
 from glueslim.report.build import build_leaderboard
+from glueslim.submission import load_summaries
 from glueslim.report.render import FIGURES, build_charts, figures, render_html
 
 log = logging.getLogger(__name__)
@@ -29,6 +33,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out-html", type=Path, default=Path("reports/leaderboard.html"))
     p.add_argument("--out-figures", type=Path, default=None,
                    help=f"also write the main charts as standalone SVG files here ({', '.join(FIGURES)})")
+    p.add_argument("--publish", type=Path, default=None,
+                   help="once every file is written, copy them here too (DIR/leaderboard.json, DIR/leaderboard.html, "
+                        "DIR/figures/*.svg): all staged first, then each renamed into place; a failed render leaves "
+                        "DIR as it was (the workflow renders to results/leaderboard/ and publishes to reports/)")
+    p.add_argument("--submissions", type=Path, default=None,
+                   help="GLUE server zips (DIR/<model>.zip, .json; glueslim.submission): the page links each and "
+                        "lists the files a complete submission lacks; --publish copies them to glue_submission/")
 
 
 def _reject_constant(name: str) -> Any:
@@ -48,16 +59,56 @@ def _load_config(args: argparse.Namespace) -> Any:
         raise UserError(f"{where} is not valid JSON: {e}") from None
 
 
+def publish(files: Mapping[str, Path], dest: Path) -> None:
+    """Copy each file to dest/<its relative name>: every copy is staged as a hidden temp file beside its target
+    first, and only when all are staged is each renamed into place; a failure while staging changes nothing."""
+    mode = 0o666 & ~_umask()
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for rel, src in files.items():
+            target = dest / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+            os.close(fd)
+            staged.append((Path(tmp), target))
+            shutil.copyfile(src, tmp)
+            os.chmod(tmp, mode)
+    except BaseException as e:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise UserError(f"cannot publish to {dest}: {e}; it was left as it was") from None
+        raise
+    for tmp, target in staged:
+        os.replace(tmp, target)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def run(args: argparse.Namespace) -> None:
     config = _load_config(args)
     doc = build_leaderboard(args.results, args.models, args.teacher, args.tasks, config)
+    if args.submissions is not None:
+        doc["glue_submission"] = load_summaries(args.submissions, args.models)
     charts = build_charts(doc)
     html = render_html(doc, charts)
+    svgs = figures(doc, charts) if args.out_figures is not None else {}
     for w in doc["warnings"]:
         log.warning("%s", w)
+    written = {"leaderboard.json": args.out_json, "leaderboard.html": args.out_html}
     gio.atomic_write_json(args.out_json, doc)
     gio.atomic_write_text(args.out_html, html)
     if args.out_figures is not None:
-        for name, svg in figures(doc, charts).items():
+        for name, svg in svgs.items():
             gio.atomic_write_text(args.out_figures / name, svg)
+            written[f"figures/{name}"] = args.out_figures / name
+    for sub in doc.get("glue_submission", []):
+        written[sub["zip"]] = args.submissions / Path(sub["zip"]).name  # glue_submission/<model>.zip
     log.info("wrote %s and %s (%d models, %d tasks)", args.out_json, args.out_html, len(doc["rows"]), len(doc["tasks"]))
+    if args.publish is not None:
+        publish(written, args.publish)
+        log.info("published %s to %s", ", ".join(written), args.publish)
