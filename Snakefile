@@ -46,6 +46,7 @@ report: "workflow/report/workflow.rst"  # snakemake --report: the description ab
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/args.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/finetune.smk"
 include: "workflow/rules/distill.smk"

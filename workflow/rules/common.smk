@@ -88,8 +88,17 @@ def flags(**kwargs):
     return " ".join(out)
 
 
-RECIPE_KEYS = ("learning_rate", "epochs", "batch_size", "eval_batch_size", "max_seq_length",
-               "warmup_ratio", "weight_decay", "grad_clip", "gradient_accumulation_steps")
+RECIPE_KEYS = (
+    "learning_rate",
+    "epochs",
+    "batch_size",
+    "eval_batch_size",
+    "max_seq_length",
+    "warmup_ratio",
+    "weight_decay",
+    "grad_clip",
+    "gradient_accumulation_steps",
+)
 
 
 def recipe(task, override=None):

@@ -9,6 +9,15 @@ rule prune_heads:
         model=lambda w: model_dir(PRUNED[w.pruned]["source"], w.task),
     output:
         directory("results/models/{pruned}/{task}"),
+    log:
+        log_file("prune_heads", "pruned", "task"),
+    benchmark:
+        benchmark_file("prune_heads", "pruned", "task")
+    conda:
+        CONDA_ENV
+    threads: THREADS
+    resources:
+        **job_resources("train", gpu=GPU),
     params:
         args=lambda w: flags(
             name=w.pruned,
@@ -21,11 +30,6 @@ rule prune_heads:
             **TRAIN_PRECISION,
         ),
         checkpoints="results/checkpoints/{pruned}/{task}",
-    conda: CONDA_ENV
-    log: log_file("prune_heads", "pruned", "task")
-    benchmark: benchmark_file("prune_heads", "pruned", "task")
-    threads: THREADS
-    resources: **job_resources("train", gpu=GPU)
     shell:
         logged(
             ON_GPUS,
@@ -39,11 +43,15 @@ rule quantize_int8:
         model=lambda w: model_dir(INT8[w.quantized]["source"], w.task),
     output:
         directory("results/models/{quantized}/{task}"),
-    conda: CONDA_ENV
-    log: log_file("quantize_int8", "quantized", "task")
-    benchmark: benchmark_file("quantize_int8", "quantized", "task")
+    log:
+        log_file("quantize_int8", "quantized", "task"),
+    benchmark:
+        benchmark_file("quantize_int8", "quantized", "task")
+    conda:
+        CONDA_ENV
     threads: 1
-    resources: **job_resources("infer", runtime=config["resources"]["light"]["runtime"])
+    resources:
+        **job_resources("infer", runtime=config["resources"]["light"]["runtime"]),
     shell:
         logged(
             "python -m glueslim quantize --model-dir {input.model} --name {wildcards.quantized} --out {output}",

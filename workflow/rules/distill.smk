@@ -1,7 +1,6 @@
 # Task distillation of the configured `students` (DistilBERT- and ALBERT-style), from the teacher's cached
 # logits. Every student goes through the one `glueslim distill` command (tinybert.smk's too): `arch` names
 # its builder, the loss is DistilBERT's prediction KD (T^2 KL against the teacher, hard labels 1 - alpha).
-STUDENT_BUILDER = {"distilbert": "teacher_layers", "albert": "albert"}  # config arch -> glueslim.students
 
 
 rule teacher_outputs:
@@ -10,42 +9,27 @@ rule teacher_outputs:
         teacher="results/models/teacher/{task}",
     output:
         "results/teacher_outputs/{task}.safetensors",
+    log:
+        log_file("teacher_outputs", "task"),
+    benchmark:
+        benchmark_file("teacher_outputs", "task")
+    conda:
+        CONDA_ENV
+    threads: THREADS
+    resources:
+        **job_resources("infer", gpu=GPU),
     params:
         args=lambda w: flags(
             device=config["device"],
             max_seq_length=recipe(w.task)["max_seq_length"],
             eval_batch_size=recipe(w.task)["eval_batch_size"],
         ),
-    conda: CONDA_ENV
-    log: log_file("teacher_outputs", "task")
-    benchmark: benchmark_file("teacher_outputs", "task")
-    threads: THREADS
-    resources: **job_resources("infer", gpu=GPU)
     shell:
         logged(
             ON_GPUS,
             "python -m glueslim teacher-outputs --task {wildcards.task} --data {input.data}"
             " --teacher-dir {input.teacher} --out {output} --threads {threads} {params.args}",
         )
-
-
-def student_args(name, task):
-    """Flags of `glueslim distill` for the configured student `name` on `task`."""
-    s = config["students"][name]
-    return flags(
-        name=name,
-        student=STUDENT_BUILDER[s["arch"]],
-        embedding_size=s["embedding_size"] if s["arch"] == "albert" else None,
-        num_layers=s["num_layers"],
-        layer_map=s["layer_map"],
-        prediction="kl",
-        alpha=s["alpha"],
-        temperature=s["temperature"],
-        seed=config["seed"],
-        device=config["device"],
-        **recipe(task, s["train"]),
-        **TRAIN_PRECISION,
-    )
 
 
 rule distill_student:
@@ -55,14 +39,18 @@ rule distill_student:
         teacher_outputs="results/teacher_outputs/{task}.safetensors",
     output:
         directory("results/models/{student}/{task}"),
+    log:
+        log_file("distill_student", "student", "task"),
+    benchmark:
+        benchmark_file("distill_student", "student", "task")
+    conda:
+        CONDA_ENV
+    threads: THREADS
+    resources:
+        **job_resources("train", gpu=TRAIN_GPU),
     params:
         args=lambda w: student_args(w.student, w.task),
         checkpoints="results/checkpoints/{student}/{task}",
-    conda: CONDA_ENV
-    log: log_file("distill_student", "student", "task")
-    benchmark: benchmark_file("distill_student", "student", "task")
-    threads: THREADS
-    resources: **job_resources("train", gpu=TRAIN_GPU)
     shell:
         logged(
             ON_GPUS_DDP,

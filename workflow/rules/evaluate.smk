@@ -4,6 +4,15 @@ rule predict:
         model=lambda w: model_dir(w.model, STEM_TASK[w.stem]),
     output:
         "results/predictions/{model}/{stem}.tsv",
+    log:
+        log_file("predict", "model", "stem"),
+    benchmark:
+        benchmark_file("predict", "model", "stem")
+    conda:
+        CONDA_ENV
+    threads: THREADS
+    resources:
+        **job_resources("infer", gpu=model_gpus),
     params:
         task=lambda w: STEM_TASK[w.stem],
         args=lambda w: flags(
@@ -11,11 +20,6 @@ rule predict:
             max_seq_length=recipe(STEM_TASK[w.stem])["max_seq_length"],
             eval_batch_size=recipe(STEM_TASK[w.stem])["eval_batch_size"],
         ),
-    conda: CONDA_ENV
-    log: log_file("predict", "model", "stem")
-    benchmark: benchmark_file("predict", "model", "stem")
-    threads: THREADS
-    resources: **job_resources("infer", gpu=model_gpus)
     shell:
         logged(
             ON_GPUS,
@@ -30,13 +34,17 @@ rule score:
         data=expand("results/data/{task}", task=TASKS),  # every prediction is checked against the prepared dev split
     output:
         "results/scores/{model}.json",
+    log:
+        log_file("score", "model"),
+    benchmark:
+        benchmark_file("score", "model")
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        **job_resources("light"),
     params:
         tasks=" ".join(TASKS),
-    conda: CONDA_ENV
-    log: log_file("score", "model")
-    benchmark: benchmark_file("score", "model")
-    threads: 1
-    resources: **job_resources("light")
     shell:
         logged(
             "python -m glueslim score --model {wildcards.model} --predictions results/predictions/{wildcards.model}"

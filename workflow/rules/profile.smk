@@ -8,6 +8,15 @@ rule profile:
             category="Profiles",
             labels={"model": "{model}"},
         ),
+    log:
+        log_file("profile", "model"),
+    benchmark:
+        benchmark_file("profile", "model")
+    conda:
+        CONDA_ENV
+    threads: THREADS
+    resources:
+        **job_resources("infer", gpu=model_gpus),
     params:
         args=flags(
             seq_length=config["profile"]["seq_length"],
@@ -19,11 +28,6 @@ rule profile:
             runs=config["profile"]["runs"],
             device=config["device"],
         ),
-    conda: CONDA_ENV
-    log: log_file("profile", "model")
-    benchmark: benchmark_file("profile", "model")
-    threads: THREADS
-    resources: **job_resources("infer", gpu=model_gpus)
     shell:
         logged(
             ON_GPUS,

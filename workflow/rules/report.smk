@@ -35,15 +35,19 @@ rule leaderboard:
             caption="../report/latency_vs_batch.rst",
             category="Figures",
         ),
+    log:
+        log_file("leaderboard"),
+    benchmark:
+        benchmark_file("leaderboard")
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        **job_resources("light"),
     params:
         models=" ".join(MODELS),
         tasks=" ".join(TASKS),
         config=lambda w: shlex.quote(json.dumps(config, sort_keys=True)),
-    conda: CONDA_ENV
-    log: log_file("leaderboard")
-    benchmark: benchmark_file("leaderboard")
-    threads: 1
-    resources: **job_resources("light")
     shell:
         logged(
             "python -m glueslim leaderboard --results results --models {params.models} --teacher teacher"

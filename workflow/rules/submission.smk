@@ -12,19 +12,23 @@ rule predict_test:
         model=lambda w: model_dir(w.model, TEST_STEMS[w.test_stem].model_task),
     output:
         "results/predictions_test/{model}/{test_stem}.tsv",
+    log:
+        log_file("predict_test", "model", "test_stem"),
+    benchmark:
+        benchmark_file("predict_test", "model", "test_stem")
     wildcard_constraints:
         test_stem=one_of(TEST_STEMS),
+    conda:
+        CONDA_ENV
+    threads: THREADS
+    resources:
+        **job_resources("infer", gpu=model_gpus),
     params:
         args=lambda w: flags(
             device=config["device"],
             max_seq_length=recipe(TEST_STEMS[w.test_stem].model_task)["max_seq_length"],
             eval_batch_size=recipe(TEST_STEMS[w.test_stem].model_task)["eval_batch_size"],
         ),
-    conda: CONDA_ENV
-    log: log_file("predict_test", "model", "test_stem")
-    benchmark: benchmark_file("predict_test", "model", "test_stem")
-    threads: THREADS
-    resources: **job_resources("infer", gpu=model_gpus)
     shell:
         logged(
             ON_GPUS,
@@ -44,14 +48,18 @@ rule glue_submission:
             labels={"model": "{model}"},
         ),
         summary="results/glue_submission/{model}.json",
+    log:
+        log_file("glue_submission", "model"),
+    benchmark:
+        benchmark_file("glue_submission", "model")
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        **job_resources("light"),
     params:
         tasks=" ".join(TASKS),
         diagnostic=flags(include_diagnostic=config["include_diagnostic"]),
-    conda: CONDA_ENV
-    log: log_file("glue_submission", "model")
-    benchmark: benchmark_file("glue_submission", "model")
-    threads: 1
-    resources: **job_resources("light")
     shell:
         logged(
             "python -m glueslim glue-submission --model {wildcards.model}"
