@@ -80,3 +80,19 @@ def run_snakemake(workdir: Path, config: dict, *extra: str, cores: int = 2,
          "--configfile", str(cfg), "--cores", str(cores), *extra],
         capture_output=True, text=True, env=env, timeout=timeout,
     )
+
+
+def stub_config(tmp_path: Path, teacher: Path, glue_tasks: tuple[str, ...] = ("SST-2", "STS-B")) -> dict:
+    """The tiny test config (.test/config.yaml) on a stub GLUE copy (train and dev files holding "x": enough
+    for start-up checks and dry runs) with `teacher` as teacher and baselines."""
+    glue = tmp_path / "glue"
+    for d in glue_tasks:
+        (glue / d).mkdir(parents=True)
+        for f in ("train.tsv", "dev.tsv"):
+            (glue / d / f).write_text("x\n")
+    cfg = yaml.safe_load((ROOT / ".test" / "config.yaml").read_text())
+    cfg["data"]["glue_dir"] = str(glue)
+    cfg["teacher"]["model"] = str(teacher)
+    for b in cfg["baselines"]:
+        b["model"] = str(teacher)
+    return cfg

@@ -413,20 +413,12 @@ def test_prediction_writer_refuses_mismatched_rows(tmp_path):
 def test_a_damaged_score_file_fails_the_leaderboard_job_and_keeps_the_last_good_report(tmp_path):
     """Snakemake removes a job's outputs before a re-run and after a failure: the leaderboard renders to
     results/leaderboard/ and publishes to reports/ only on success, so reports/ survives a failed re-run."""
-    import yaml
 
-    from conftest import make_tiny_bert, run_snakemake
+    from conftest import make_tiny_bert, run_snakemake, stub_config
     from report_fixtures import STUDENT, TASKS, make_results
 
     results = make_results(tmp_path)  # scores, profiles, model records and manifests of two models
-    glue = tmp_path / "glue"
-    for d in ("SST-2", "MRPC"):
-        (glue / d).mkdir(parents=True)
-        for f in ("train.tsv", "dev.tsv"):
-            (glue / d / f).write_text("x\n")
-    cfg = yaml.safe_load((ROOT / ".test" / "config.yaml").read_text())
-    cfg["data"]["glue_dir"] = str(glue)
-    cfg["teacher"]["model"] = str(make_tiny_bert(tmp_path / "teacher-model", layers=2))
+    cfg = stub_config(tmp_path, make_tiny_bert(tmp_path / "teacher-model", layers=2), ("SST-2", "MRPC"))
     cfg.update(tasks=TASKS, students=[{"name": STUDENT, "num_layers": 2}], baselines=[])
     cfg["pruning"]["models"], cfg["quantization"]["models"] = [], []
 
@@ -699,7 +691,7 @@ def test_a_failing_jobs_error_line_reaches_the_terminal_without_a_profile(tmp_pa
     """Plain `snakemake --cores N` (make quick) does not print logs; the rules' logged() puts the last lines
     of a failed job's log on stderr, so the one-line error is seen without opening logs/."""
     from conftest import run_snakemake
-    from test_submission import stub_config
+    from conftest import stub_config
 
     cfg = stub_config(tmp_path, tiny_bert)  # its SST-2/train.tsv holds "x": no header
     res = run_snakemake(tmp_path, cfg, "results/data/sst2", cores=1, timeout=300)

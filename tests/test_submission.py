@@ -178,27 +178,8 @@ def test_the_leaderboard_links_each_zip_and_lists_what_is_missing(results, tmp_p
     assert f'href="glue_submission/{STUDENT}.zip"' in html and "task cola is not in `tasks`: add it" in html
 
 
-def stub_config(tmp_path: Path, teacher: Path) -> dict:
-    """The tiny test config on a stub GLUE copy (train and dev files only) and a tiny real teacher."""
-    import yaml
-
-    from conftest import ROOT
-
-    glue = tmp_path / "glue"
-    for d in ("SST-2", "STS-B"):
-        (glue / d).mkdir(parents=True)
-        for f in ("train.tsv", "dev.tsv"):
-            (glue / d / f).write_text("x\n")
-    cfg = yaml.safe_load((ROOT / ".test" / "config.yaml").read_text())
-    cfg["data"]["glue_dir"] = str(glue)
-    cfg["teacher"]["model"] = str(teacher)
-    for b in cfg["baselines"]:
-        b["model"] = str(teacher)
-    return cfg
-
-
 def test_the_workflow_zips_every_model_and_the_leaderboard_waits_for_the_zips(tmp_path, tiny_bert):
-    from conftest import run_snakemake
+    from conftest import run_snakemake, stub_config
 
     res = run_snakemake(tmp_path, stub_config(tmp_path, tiny_bert), "-n", "-p", cores=1, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]

@@ -15,7 +15,7 @@ import yaml
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score
 
-from conftest import ROOT, run_snakemake, SHARED_GLUE, SHARED_HF, make_tiny_bert, SHARED_VOCAB, needs_shared
+from conftest import ROOT, run_snakemake, SHARED_GLUE, SHARED_HF, make_tiny_bert, SHARED_VOCAB, needs_shared, stub_config
 
 # ---------------------------------------------------------------- dry runs
 
@@ -24,20 +24,9 @@ def dry_run(workdir: Path, config: dict, *extra: str) -> subprocess.CompletedPro
 
 
 def dry_run_config(tmp_path: Path) -> dict:
-    """The tiny test config on a stub GLUE copy (train and dev files exist) and a real tiny teacher folder
-    (the start-up check reads a local model folder whole)."""
-    glue = tmp_path / "glue"
-    for d in ("SST-2", "STS-B"):
-        (glue / d).mkdir(parents=True)
-        for f in ("train.tsv", "dev.tsv"):
-            (glue / d / f).write_text("x\n")
-    teacher = make_tiny_bert(tmp_path / "teacher-model", vocab=SHARED_VOCAB)
-    cfg = yaml.safe_load((ROOT / ".test" / "config.yaml").read_text())
-    cfg["data"]["glue_dir"] = str(glue)
-    cfg["teacher"]["model"] = str(teacher)
-    for b in cfg["baselines"]:
-        b["model"] = str(teacher)
-    return cfg
+    """The tiny test config on a stub GLUE copy and a real tiny teacher folder (the start-up check reads a
+    local model folder whole)."""
+    return stub_config(tmp_path, make_tiny_bert(tmp_path / "teacher-model", vocab=SHARED_VOCAB))
 
 
 def test_snakemake_reports_config_problems_before_any_job(tmp_path):

@@ -25,10 +25,10 @@ from glueslim.inference import logits_to_predictions, predict_logits
 from glueslim.io import atomic_write_json, atomic_write_text
 from glueslim.metrics import split_metrics, task_metrics
 from glueslim.modeling import load_for_inference, load_tokenizer, pick_device
+from glueslim.predictions import COLUMNS, RERUN, prediction_lines
 from glueslim.recipe import add_inference_arguments
 from glueslim.tasks import get_task, glue_score, task_mean
 
-COLUMNS = ("idx", "label", "prediction")
 
 
 def add_arguments_predict(p: argparse.ArgumentParser) -> None:
@@ -71,29 +71,6 @@ def write_predictions(path: str | Path, rows: list[dict], preds: list) -> None:
     atomic_write_text(path, buf.getvalue())
 
 
-RERUN = "re-run predict (delete the file, then run snakemake again)"
-
-
-def _prediction_lines(path: Path) -> list[tuple[int, list[str]]]:
-    """(line number, fields) of every data row of a prediction file, its header checked."""
-    if not path.is_file():
-        what = "is not a file" if path.exists() else "missing prediction file"
-        raise UserError(f"{path}: {what}; run predict first")
-    try:
-        with open(path, encoding="utf-8", newline="") as f:
-            reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-            header = next(reader, None)
-            rows = [(reader.line_num, row) for row in reader]
-    except (UnicodeDecodeError, csv.Error) as e:
-        raise UserError(f"{path}: not a prediction file ({e}); {RERUN}") from None
-    except OSError as e:
-        raise UserError(f"{path}: cannot be read ({e.strerror}); check its permissions") from None
-    if header is None or tuple(header) != COLUMNS:
-        raise UserError(f"{path}:1: expected the header {' '.join(COLUMNS)} (tab-separated), found "
-                        f"{' '.join(header or ['nothing'])!r}; {RERUN}")
-    return rows
-
-
 def _parse(value: str, regression: bool, num_labels: int) -> int | float | None:
     """A label or prediction: a finite number (regression) or a label id 0..num_labels-1; None if not."""
     try:
@@ -122,7 +99,7 @@ def read_predictions(path: str | Path, task_name: str, rows: list[dict]) -> tupl
     kind = "a finite number" if reg else f"a label id 0..{task.num_labels - 1} of {task.name}"
     gold = {r["idx"]: r["label"] for r in rows}
     seen: dict[int, tuple] = {}
-    for lineno, row in _prediction_lines(path):
+    for lineno, row in prediction_lines(path):
         where = f"{path}:{lineno}"
         if len(row) != len(COLUMNS):
             raise UserError(f"{where}: expected {len(COLUMNS)} tab-separated fields ({' '.join(COLUMNS)}), "

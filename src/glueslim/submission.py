@@ -30,11 +30,11 @@ from pathlib import Path
 
 from glueslim.errors import UserError
 from glueslim.io import atomic_file, atomic_write_json, atomic_write_text, read_json
+from glueslim.predictions import COLUMNS, prediction_lines
 from glueslim.tasks import OFFICIAL_ROWS, get_task
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ("idx", "label", "prediction")  # the test prediction files: evaluate.py's dev columns
 SERVER_COLUMNS = ("index", "prediction")
 NAMED = {"mnli", "qnli", "rte", "ax"}  # the server wants label names for these; ids 0/1 for the others
 
@@ -100,26 +100,18 @@ def server_value(task: str, value: str, where: str) -> str:
 
 def read_test_predictions(path: Path, f: ServerFile) -> list[tuple[int, str]]:
     """(index, server prediction) of every row of a test prediction file, in file order, checked."""
-    if not path.is_file():
-        raise UserError(f"{path}: missing test prediction file; run predict-test first")
-    with open(path, encoding="utf-8", newline="") as fh:
-        reader = csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
-        header = next(reader, None)
-        if header is None or tuple(header) != COLUMNS:
-            raise UserError(f"{path}:1: expected the header {' '.join(COLUMNS)} (tab-separated), found "
-                            f"{' '.join(header or ['nothing'])!r}; re-run predict-test")
-        out, seen = [], set()
-        for row in reader:
-            where = f"{path}:{reader.line_num}"
-            if len(row) != len(COLUMNS):
-                raise UserError(f"{where}: {len(row)} columns, expected {len(COLUMNS)}; re-run predict-test")
-            if row[1] != "":  # a dev file has labels: it must never reach the server as a test file
-                raise UserError(f"{where}: has the label {row[1]!r}, but test labels are not public: this is not "
-                                f"a test prediction file (the {f.split} split); re-run predict-test")
-            if not row[0].isdigit() or int(row[0]) in seen:
-                raise UserError(f"{where}: idx {row[0]!r} is not a new non-negative integer; re-run predict-test")
-            seen.add(int(row[0]))
-            out.append((int(row[0]), server_value(f.task, row[2], where)))
+    out, seen = [], set()
+    for lineno, row in prediction_lines(path, "predict-test"):
+        where = f"{path}:{lineno}"
+        if len(row) != len(COLUMNS):
+            raise UserError(f"{where}: {len(row)} columns, expected {len(COLUMNS)}; re-run predict-test")
+        if row[1] != "":  # a dev file has labels: it must never reach the server as a test file
+            raise UserError(f"{where}: has the label {row[1]!r}, but test labels are not public: this is not "
+                            f"a test prediction file (the {f.split} split); re-run predict-test")
+        if not row[0].isdigit() or int(row[0]) in seen:
+            raise UserError(f"{where}: idx {row[0]!r} is not a new non-negative integer; re-run predict-test")
+        seen.add(int(row[0]))
+        out.append((int(row[0]), server_value(f.task, row[2], where)))
     return sorted(out)
 
 

@@ -105,7 +105,7 @@ rule tinybert_distill:
         TB_DISTILL_CMD
 
 
-rule tinybert_ablation_distill:
+use rule tinybert_distill as tinybert_ablation_distill with:
     input:
         unpack(lambda w: _tb_inputs(w.tbvariant, w.task)),
     output:
@@ -116,16 +116,9 @@ rule tinybert_ablation_distill:
         benchmark_file("tinybert_ablation_distill", "tbvariant", "task")
     wildcard_constraints:
         tbvariant=one_of(TB_VARIANTS),
-    conda:
-        CONDA_ENV
-    threads: THREADS
-    resources:
-        **job_resources("train", gpu=TRAIN_GPU),
     params:
         args=lambda w: _tb_args(w.tbvariant, w.task),
         checkpoints="results/checkpoints/tinybert_ablation/{tbvariant}/{task}",
-    shell:
-        TB_DISTILL_CMD
 
 
 rule tinybert_ablation:
