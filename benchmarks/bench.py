@@ -12,6 +12,14 @@ Sections (each prints a table; all of them are written to benchmarks/results/<da
   inference  forward passes at batch 32 and 1 (128 tokens): FLOP/s against the measured matmul peak,
              eager and torch.compile; each student's speed-up over the teacher against its MACs ratio
   tokenize   what the token cache saves: tokenizing a task cold, then loading it from the cache
+  forms      (only when asked: it needs fine-tuned models, e.g. the quick preset's) every deployed form of
+             each --form-model (fp32 eager and torch.compile, bf16, fp16, int8-dynamic, int8-static compiled;
+             onnx, onnx-int8 in ONNX Runtime): dev score on the whole dev split in that form, batch 1 and 32
+             latency (128 tokens), % of its kernel dtype's measured matmul peak, size on disk; glueslim's
+             fastest form against ONNX Runtime's best; see benchmarks/bench_forms.py
+
+    python benchmarks/bench.py --sections forms --form-model teacher=results/models/teacher/sst2 \
+        --form-model distil=results/models/distil/sst2 --form-data results/data/sst2
 
 Every training variant runs in its own fresh process (`--one`), so none inherits another's warm state.
 Timings are wall-clock; run it on an otherwise idle machine.
@@ -34,6 +42,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_forms  # noqa: E402 - the forms section, beside this file
 
 TRAIN_VARIANTS = {
     "trainer-pad128": "HF Trainer, run_glue.py default (pad to max_seq_length), fp32",
@@ -418,17 +429,30 @@ def _measure_tokenize(args) -> dict:
     return {**times, "texts": len(a)}
 
 
-SECTIONS = {"train": section_train, "kd": section_kd, "inference": section_inference, "tokenize": section_tokenize}
+def section_forms(args, rows: list[dict] | None = None) -> dict:
+    if rows is None:
+        rows = bench_forms.measure(args)
+    return {"rows": rows, **bench_forms.section(rows)}
+
+
+SECTIONS = {"train": section_train, "kd": section_kd, "inference": section_inference, "tokenize": section_tokenize,
+            "forms": section_forms}
+DEFAULT_SECTIONS = ["train", "kd", "inference", "tokenize"]  # forms: asked for by name (it needs trained models)
 
 
 # ---------------------------------------------------------------- main
 
-def _verdict(value: float, bound: float, op: str) -> str:
+def _verdict(value: float | None, bound: float, op: str, note: str | None = None) -> str:
+    """met / MISSED; a target that does not apply on this machine carries its `note` ("not applicable: ...")."""
+    if note:
+        return note
+    if value is None:
+        return "not measured"
     ok = value >= bound if op == ">=" else value <= bound
     return "met" if ok else "MISSED"
 
 
-def main(argv=None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--glue-dir", default=os.environ.get("GLUESLIM_GLUE_DIR"),
                    help="a local GLUE copy (default: the hub dataset nyu-mll/glue)")
@@ -445,13 +469,18 @@ def main(argv=None) -> None:
                    help="training runs per variant, one per seed (the KD teacher is the first seed's)")
     p.add_argument("--seed", type=int, default=None, help=argparse.SUPPRESS)  # one variant's seed (--one)
     p.add_argument("--cpu", action="store_true", help="stay on the CPU even where CUDA is available")
-    p.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=list(SECTIONS))
+    p.add_argument("--sections", nargs="+", default=DEFAULT_SECTIONS, choices=list(SECTIONS))
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"), help="folder for the dated results")
     p.add_argument("--workdir", default=None, help="scratch folder (default: a temporary one)")
     p.add_argument("--render", default=None, metavar="JSON",
                    help="rewrite the .md beside a results .json from its measurements (nothing is timed)")
     p.add_argument("--one", default=None, help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
+    bench_forms.add_arguments(p)
+    return p
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
     args.seed = args.seeds[0] if args.seed is None else args.seed
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if args.one:
@@ -469,6 +498,10 @@ def main(argv=None) -> None:
 
         info = device_info(torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu"),
                            args.threads)
+        from glueslim.forms import cpu_flags
+
+        flags = cpu_flags()
+        info["relevant_cpu_flags"] = {f: f in flags for f in bench_forms.FLAGS}
         started = dt.datetime.now(dt.timezone.utc)
         results = {"date": started.isoformat(timespec="seconds"), "device": info, "settings": {
             k: v for k, v in vars(args).items() if k not in ("one", "workdir", "out", "render")}, "sections": {}}
@@ -484,10 +517,12 @@ def main(argv=None) -> None:
 def _render_section(args, name: str, section: dict) -> list[str]:
     """The section's table and target verdicts, from its measured rows (which `section` gains too)."""
     out = SECTIONS[name](args, rows=section["rows"])
-    section["targets"] = [{"target": t, "value": v, "bound": b, "op": op, "verdict": _verdict(v, b, op)}
-                          for t, v, b, op in out["targets"]]
+    targets = [(t, v, b, op, *note) for t, v, b, op, *note in out["targets"]]  # note: "not applicable: ..."
+    section["targets"] = [{"target": t, "value": v, "bound": b, "op": op, "verdict": _verdict(v, b, op, *note)}
+                          for t, v, b, op, *note in targets]
     return [f"## {name}", ""] + out["table"] + [""] + \
-        [f"- {t}: {v:.2f} → **{_verdict(v, b, op)}**" for t, v, b, op in out["targets"]] + [""]
+        [f"- {t}: {'—' if v is None else f'{v:.2f}'} → **{_verdict(v, b, op, *note)}**"
+         for t, v, b, op, *note in targets] + [""]
 
 
 def _write(args, results: dict, stem: Path) -> None:
@@ -498,7 +533,10 @@ def _write(args, results: dict, stem: Path) -> None:
              f"Device: {info.get('name')}, {args.threads} threads; torch {info.get('torch')}. "
              f"{args.task}, {args.train_examples} training examples, {args.model}, batch {args.batch_size}, "
              f"{args.epochs} epoch(s), lr {args.learning_rate}, max_seq_length {args.max_seq_length}. "
-             "Dev scores on the full dev split. Made by `python benchmarks/bench.py` (see its docstring).", ""]
+             "Dev scores on the full dev split. Made by `python benchmarks/bench.py` (see its docstring)."
+             + (" CPU flags: " + ", ".join(f"{f} {'present' if on else 'absent'}"
+                                           for f, on in info["relevant_cpu_flags"].items()) + "."
+                if info.get("relevant_cpu_flags") else ""), ""]
     for name, section in results["sections"].items():
         lines += _render_section(args, name, section)
     atomic_write_text(stem.with_suffix(".md"), "\n".join(lines))

@@ -127,10 +127,79 @@ def results(tmp_path: Path) -> Path:
     return make_results(tmp_path)
 
 
-def build(results: Path, models=(TEACHER, STUDENT), config=CONFIG) -> dict:
+def build(results: Path, models=(TEACHER, STUDENT), config=CONFIG, **kwargs) -> dict:
     return build_leaderboard(results, list(models), TEACHER, TASKS, config,
-                                    generated_at="2025-01-02T03:04:05+00:00")
+                             generated_at="2025-01-02T03:04:05+00:00", **kwargs)
 
 
 def row_of(doc: dict, model: str) -> dict:
     return next(r for r in doc["rows"] if r["model"] == model)
+
+
+# --------------------------------------------------------------------------------------------
+# deployed forms: a <model>-<form> row beside its model's
+# --------------------------------------------------------------------------------------------
+
+KERNELS = {"bf16": ("bfloat16", "bfloat16"), "fp16": ("float16", "float16"), "int8-dynamic": ("int8", "float32"),
+           "int8-static": ("int8", "float32"), "onnx": ("float32", "float32"), "onnx-int8": ("int8", "float32")}
+
+
+def add_form(results: Path, source: str, form: str, *, lat: dict | None = None, metrics: dict | None = None,
+             peaks: dict | None = None, native: bool = True, reason: str | None = None,
+             holdbacks: dict | None = None, backend: str | None = None, row: str | None = None) -> str:
+    """Write the score, profile and model files of the row `<source>-<form>` (a deployed form of `source`, which
+    make_results wrote): its latencies `lat` {batch size: ms} (default: half the source's), its metrics
+    (default: the source's), the profile's `peaks` {dtype: FLOP/s} (default float32 PEAK and int8 4 PEAK) and its
+    own floors at those peaks. Returns the row name."""
+    row = row or f"{source}-{form}"
+    backend = backend or ("onnxruntime" if form.startswith("onnx") else "pytorch")
+    base = json.loads((results / "profile" / f"{source}.json").read_text())
+    base_scores = json.loads((results / "scores" / f"{source}.json").read_text())
+    metrics = metrics or {t: e["metrics"] for t, e in base_scores["tasks"].items()}
+    tasks = {t: {"metrics": m, "score": sum(m.values()) / len(m), "n": 100} for t, m in metrics.items()}
+    _write(results / "scores" / f"{row}.json", {"model": row, "split": "dev", "tasks": tasks})
+    lin_dt, att_dt = KERNELS.get(form, ("float32", "float32"))
+    kernels = {"linear": lin_dt, "attention": att_dt, "other": "float32"}
+    peaks = peaks if peaks is not None else {"float32": PEAK, "int8": 4 * PEAK}
+    lib = "onnxruntime" if backend == "onnxruntime" else "pytorch"
+    lat = lat or {e["batch_size"]: e["median_ms"] / 2 for e in base["latency"] if e["seq_length"] == 128}
+    # as glueslim.profile writes it: every product is a linear layer or an attention product (no "other")
+    macs = {**base["macs"], "linear": base["macs"]["total"] - base["macs"]["attention"], "other": 0}
+    entries = []
+    for bs, med in lat.items():
+        e = {**next(x for x in base["latency"] if x["seq_length"] == 128), "batch_size": bs, "median_ms": med,
+             "q1_ms": med * 0.95, "q3_ms": med * 1.05, "iqr_ms": med * 0.1, "min_ms": med * 0.9, "max_ms": med * 1.2,
+             "macs": macs["total"] * bs, "runner": "onnxruntime" if lib == "onnxruntime" else "torch.compile"}
+        lin, att = macs["linear"] * bs, macs["attention"] * bs
+        if peaks.get(lin_dt) and peaks.get(att_dt):
+            e["floor_ms"] = (2 * lin / peaks[lin_dt] + 2 * att / peaks[att_dt]) * 1000
+            e["pct_of_peak"] = e["floor_ms"] / med * 100
+            e["floor_dtype"] = lin_dt if lin_dt == att_dt else f"{lin_dt} linear + {att_dt} attention"
+        else:
+            e.pop("floor_ms", None), e.pop("pct_of_peak", None)
+            e["floor_dtype"] = None
+        entries.append(e)
+    peak_dicts = {dt: {"flops_per_s": v, "dtype": dt, "backend": lib, "method": "timed matmul"} for dt, v in peaks.items()}
+    key = (lambda dt: dt if lib == "pytorch" else f"{lib}:{dt}")
+    prof = {**base, "model": row, "form": form, "backend": backend, "native": native,
+            "not_native_reason": reason, "latency": entries, "kernels": kernels, "macs": macs,
+            "peaks": peak_dicts,
+            "peak_flops": {**peak_dicts.get(lin_dt, {"flops_per_s": None, "dtype": lin_dt}),
+                           "candidates": {key(dt): v for dt, v in peaks.items()}},
+            "sweeps": {"batch": {"seq_length": 128, "batch_sizes": sorted(lat)},
+                       "length": {"batch_size": 1, "seq_lengths": [], "not_timed": "batch sweep only"},
+                       "skipped": [], "runner": e["runner"]},
+            "size_on_disk_bytes": base["size_on_disk_bytes"] // (4 if "int8" in form else 2)}
+    prof.pop("macs_by_length", None)
+    if holdbacks is not None:
+        prof["holdbacks"] = holdbacks
+    _write(results / "profile" / f"{row}.json", prof)
+    for t in TASKS:
+        src = json.loads((results / "models" / source / t / "glueslim.json").read_text())
+        _write(results / "models" / row / t / "glueslim.json", {
+            **src, "model": row, "method": f"{src['method']} + {form}", "form": form, "backend": backend,
+            "deployed_from": f"results/models/{source}/{t}", "kernels": {"linear": lin_dt, "attention": att_dt},
+            "native": native})
+        (results / "models" / row / t / "train_log.jsonl").write_text(
+            (results / "models" / source / t / "train_log.jsonl").read_text(), encoding="utf-8")
+    return row

@@ -11,7 +11,7 @@ import yaml
 
 from conftest import ROOT, SHARED_HF
 from glueslim.config import (
-    ConfigError, by_name, check_config, check_schema, config_problems, int8_models, model_name_problems,
+    ConfigError, by_name, check_config, check_schema, config_problems, deployed_models, model_name_problems,
     model_ref_problem, pruned_models, schema_problems, trusts_remote_code,
 )
 
@@ -180,22 +180,32 @@ def test_trust_remote_code_only_for_named_models():
 def test_model_names_are_unique_and_compressed_models_name_a_model_of_the_run():
     cfg = with_defaults(full_config())
     cfg["pruning"].update(models=["teacher", "distil"], fractions=[0.2, 0.5])
-    cfg["quantization"]["models"] = ["teacher-pruned20", "albert"]
+    cfg["deploy"].update(models=["teacher-pruned20", "albert"], forms=["fp32", "int8-static", "onnx"])
     assert list(pruned_models(cfg)) == ["teacher-pruned20", "teacher-pruned50", "distil-pruned20", "distil-pruned50"]
     assert pruned_models(cfg)["distil-pruned50"] == {"source": "distil", "fraction": 0.5}
-    assert int8_models(cfg) == {"teacher-pruned20-int8": {"source": "teacher-pruned20"}, "albert-int8": {"source": "albert"}}
+    assert deployed_models(cfg) == {  # fp32 is each model's own row
+        "teacher-pruned20-int8-static": {"source": "teacher-pruned20", "form": "int8-static"},
+        "teacher-pruned20-onnx": {"source": "teacher-pruned20", "form": "onnx"},
+        "albert-int8-static": {"source": "albert", "form": "int8-static"},
+        "albert-onnx": {"source": "albert", "form": "onnx"}}
     assert model_name_problems(cfg) == []
+    cfg["deploy"]["models"] = []  # every model of the run, pruned ones included
+    assert {d["source"] for d in deployed_models(cfg).values()} == {
+        "teacher", "distil", "albert", *(b["name"] for b in cfg["baselines"]), *pruned_models(cfg)}
     cfg["baselines"].append({"name": "distil-pruned20", "model": "org/x"})
+    cfg["baselines"].append({"name": "distil-onnx", "model": "org/y"})
     cfg["tinybert"]["students"] = [{"name": "albert"}]
-    cfg["pruning"]["models"].append("nobody")
-    cfg["quantization"]["models"].append("distil-int8")
     cfg = with_defaults(cfg)
     problems = model_name_problems(cfg)
     assert problems[0] == ("model names must be unique across students, tinybert.students, baselines, pruning "
-                           "and quantization: 'albert' names both students[1] and tinybert.students[0]; rename one")
+                           "and deploy: 'albert' names both students[1] and tinybert.students[0]; rename one")
     assert problems[1].endswith("'distil-pruned20' names both baselines[4] and pruning (distil at 0.2); rename one")
-    assert "pruning.models: 'nobody' is not a model of this run; expected one of teacher, distil" in problems[2]
-    assert problems[3].startswith("quantization.models: 'distil-int8' is not a model of this run")
+    assert problems[2].endswith("'distil-onnx' names both baselines[5] and deploy (distil as onnx); rename one")
+    cfg["pruning"]["models"].append("nobody")
+    cfg["deploy"]["models"] = ["distil-int8"]
+    problems = model_name_problems(cfg)
+    assert "pruning.models: 'nobody' is not a model of this run; expected one of teacher, distil" in problems[0]
+    assert problems[1].startswith("deploy.models: 'distil-int8' is not a model of this run")
     assert problems[0] in config_problems(cfg)
 
 
@@ -301,7 +311,7 @@ def small_teacher_config(tiny_bert) -> dict:
     """The full config on the tiny BERT: 4 layers of 4 heads (16 heads), 512 positions."""
     cfg = with_defaults(full_config())
     cfg["teacher"]["model"] = str(tiny_bert)
-    cfg["baselines"], cfg["quantization"]["models"] = [], []
+    cfg["baselines"], cfg["deploy"]["models"] = [], []
     assert config_problems(cfg) == []
     return cfg
 

@@ -43,3 +43,30 @@ def test_inference_commands_import_neither_the_training_loop_nor_its_set_up():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                          env={"PYTHONPATH": str(ROOT / "src")})
     assert out.stdout.strip() == "[]", out.stderr[-2000:]
+
+
+def test_labelling_precision_defaults_to_exact_fp32_and_autocasts_when_asked():
+    """predict_logits keeps exact fp32 results by default; bf16 autocast gives close, not identical, logits."""
+    import torch
+    from conftest import tiny_classifier
+    from glueslim.inference import predict_logits
+
+    model = tiny_classifier(hidden=64)
+    feats = [{"input_ids": [1] + [5 + (i * 7 + j) % 40 for j in range(6 + i % 5)] + [2]} for i in range(12)]
+    for f in feats:
+        f["attention_mask"] = [1] * len(f["input_ids"])
+
+    class Pad:  # a collator without a tokenizer: pads ids and masks with 0
+        def __call__(self, rows):
+            n = max(len(r["input_ids"]) for r in rows)
+            return {k: torch.tensor([r[k] + [0] * (n - len(r[k])) for r in rows]) for k in rows[0]}
+
+    exact = predict_logits(model, feats, Pad(), 4, "cpu")
+    with torch.inference_mode():
+        model.eval()
+        alone = torch.cat([model(**Pad()([f])).logits for f in feats])
+    assert torch.allclose(exact, alone, atol=1e-5)
+    assert torch.equal(predict_logits(model, feats, Pad(), 4, "cpu", precision="fp32"), exact)
+    bf16 = predict_logits(model, feats, Pad(), 4, "cpu", precision="bf16")
+    assert bf16.dtype == torch.float32 and not torch.equal(bf16, exact)
+    assert torch.allclose(bf16, exact, atol=0.05)

@@ -40,3 +40,26 @@ def test_file_problem_says_what_is_there(tmp_path):
     assert file_problem(tmp_path / "link") == f"{tmp_path / 'link'} is a link to {tmp_path / 'gone'}, which does not exist"
     assert file_problem(tmp_path / "nope") == f"{tmp_path / 'nope'}: no such file"
     assert file_problem(tmp_path / "nope", folder=True) == f"{tmp_path / 'nope'}: no such folder"
+
+
+def test_deployed_form_folders_pass_and_their_damaged_weights_are_named(tiny_bert, tmp_path):
+    """A torchao int8 folder (model_int8_torchao.safetensors) and an ONNX folder (model.onnx) are whole model
+    folders; a truncated one is named; the removed quantize command's format is named with the fix."""
+    d = shutil.copytree(tiny_bert, tmp_path / "int8")
+    w = d / "model.safetensors"
+    w.rename(d / "model_int8_torchao.safetensors")
+    assert model_dir_problem(d, need_tokenizer=True) is None
+    w = d / "model_int8_torchao.safetensors"
+    w.write_bytes(w.read_bytes()[:5000])
+    assert "model_int8_torchao.safetensors: not a readable safetensors file" in model_dir_problem(d)
+    w.unlink()
+    assert "no weights file" in model_dir_problem(d) and "model.onnx" in model_dir_problem(d)
+    o = d / "model.onnx"
+    o.write_bytes(b"\x08\x08\x12\x07pytorch" + b"\0" * 64)  # starts like a ModelProto (ir_version first)
+    assert model_dir_problem(d, need_tokenizer=True) is None
+    for damaged in (b"", b"\x08\x08", b"PK\x03\x04" + b"\0" * 64):
+        o.write_bytes(damaged)
+        assert model_dir_problem(d).startswith(f"{o}: not a serialized ONNX model"), damaged
+    o.unlink()
+    (d / "model_int8.safetensors").write_bytes(b"x")
+    assert "the int8 format of the removed quantize command: deploy the float model again" in model_dir_problem(d)

@@ -11,7 +11,6 @@ from conftest import tiny_classifier as tiny
 from glueslim.batching import encode
 from glueslim.errors import UserError
 from glueslim.heads import heads_per_layer, prune_heads
-from glueslim.int8 import WEIGHTS, quantize, save_int8
 from glueslim.modeling import load_classifier, load_for_inference, load_tokenizer
 from glueslim.tasks import get_task
 
@@ -37,17 +36,14 @@ def test_pruned_model_round_trips_through_save_and_load(tmp_path):
                           model(input_ids=X, attention_mask=MASK).logits, atol=1e-6)
 
 
-def test_int8_folder_loads_through_the_common_loader_and_is_smaller(tmp_path):
-    model = tiny(hidden=64)
-    model.save_pretrained(tmp_path / "f32")
-    _, tensors = quantize(tiny(hidden=64))
-    (tmp_path / "q").mkdir()
-    save_int8(tmp_path / "q", tensors)
-    model.config.to_json_file(tmp_path / "q" / "config.json")
-    q = load_for_inference(str(tmp_path / "q"))
-    assert type(q.bert.encoder.layer[0].attention.self.query).__module__.startswith("torch.ao.nn.quantized")
-    f32 = (tmp_path / "f32" / "model.safetensors").stat().st_size
-    assert (tmp_path / "q" / WEIGHTS).stat().st_size < f32
+def test_a_folder_of_the_removed_quantize_command_is_named_with_the_fix(tmp_path):
+    from safetensors.torch import save_file
+
+    tiny().config.to_json_file(tmp_path / "config.json")
+    save_file({"x.weight.int8": torch.zeros(2, 2, dtype=torch.int8)}, str(tmp_path / "model_int8.safetensors"))
+    with pytest.raises(UserError, match=rf"^{tmp_path}: holds only model_int8.safetensors, the int8 format of the "
+                                        r"removed quantize command: deploy the float model again"):
+        load_for_inference(str(tmp_path))
 
 
 # ---------------------------------------------------------------- damaged or incomplete model folders
@@ -175,7 +171,11 @@ def test_the_tokenizer_is_capped_at_the_models_positions_and_longer_lengths_are_
 
 
 def test_an_int8_folder_without_its_float_config_is_named(tmp_path):
-    _, tensors = quantize(tiny())
-    save_int8(tmp_path, tensors)
+    from glueslim import torch_forms
+    from glueslim.forms import load_model
+
+    torch_forms.save(torch_forms.build(tiny(), "int8-dynamic"), "int8-dynamic", tmp_path)
+    (tmp_path / "glueslim.json").write_text(json.dumps({"form": "int8-dynamic"}))
+    (tmp_path / "config.json").unlink()
     with pytest.raises(UserError, match=rf"^{tmp_path}: holds no config.json"):
-        load_for_inference(str(tmp_path))
+        load_model(tmp_path)

@@ -420,7 +420,7 @@ def test_a_damaged_score_file_fails_the_leaderboard_job_and_keeps_the_last_good_
     results = make_results(tmp_path)  # scores, profiles, model records and manifests of two models
     cfg = stub_config(tmp_path, make_tiny_bert(tmp_path / "teacher-model", layers=2), ("SST-2", "MRPC"))
     cfg.update(tasks=TASKS, students=[{"name": STUDENT, "num_layers": 2}], baselines=[])
-    cfg["pruning"]["models"], cfg["quantization"]["models"] = [], []
+    cfg["pruning"]["models"], cfg["deploy"] = [], {"forms": ["fp32"], "models": []}
 
     from glueslim.submission import COLUMNS, server_stems  # the leaderboard links each model's GLUE-server zip
     for model in ("teacher", STUDENT):
@@ -630,14 +630,15 @@ def command_line(command: str, model: Path, data_dir: Path, out: Path) -> list[s
         "profile": ["--model-dir", str(model), "--name", "m", "--out", str(out), *cpu],
         "prune": ["--task", "sst2", "--data", str(data_dir), "--model-dir", str(model), "--fraction", "0.5",
                   "--name", "m", "--out", str(out), *train],
-        "quantize": ["--model-dir", str(model), "--name", "m", "--out", str(out)],
+        "deploy": ["--form", "int8-static", "--task", "sst2", "--data", str(data_dir), "--model-dir", str(model),
+                   "--name", "m", "--out", str(out), "--calibration-examples", "8"],
     }[command]]
 
 
 MODEL_COMMANDS = ["finetune", "teacher-outputs", "distill", "general-distill", "augment", "predict", "profile",
-                  "prune", "quantize"]
+                  "prune", "deploy"]
 NEEDS_TOKENIZER = {"finetune", "teacher-outputs", "distill", "general-distill", "augment", "predict", "prune",
-                   "quantize"}
+                   "deploy"}
 
 
 @pytest.mark.parametrize("damage, file, words", [
@@ -677,7 +678,7 @@ def test_the_startup_check_reads_each_local_model_folder_whole(tiny, tmp_path):
                   baselines=[{"name": "b", "model": str(damaged_model(tiny[0], tmp_path / "b", "cut config"))}],
                   tinybert={"students": [{"name": "tb", "init": str(damaged_model(tiny[0], tmp_path / "init",
                                                                                    "truncated weights"))}]},
-                  students=[], pruning={}, quantization={}, hf={})
+                  students=[], pruning={}, deploy={}, hf={})
     validate(config, str(SCHEMA))  # the schema's defaults, as Snakemake fills them in
     problems = "\n".join(config_problems(config))
     assert f"teacher.model: {tmp_path / 'teacher'}: no tokenizer files" in problems

@@ -72,7 +72,8 @@ def test_latency_sweeps_floor_and_macs_split(results):
     assert e["pct_of_peak"] == pytest.approx(e["floor_ms"] / 80.0 * 100)
     assert (e["runs"], e["warmup"], e["threads"], e["device"]) == (20, 3, 2, "cpu")
     assert s["timing"] == {"device": "cpu", "device_type": "cpu", "threads": 2, "warmup": 3, "runs": 20,
-                           "peak_flops_per_s": PEAK, "peak_dtype": "float32"}
+                           "peak_flops_per_s": PEAK, "peak_dtype": "float32", "floor_dtype": "float32",
+                           "timed_with": "PyTorch eager", "emulated": False}
     assert s["peak_flops_per_s"] == PEAK and doc["provenance"]["peak_flops"]["flops_per_s"] == PEAK
     assert s["macs_linear"] == STUDENT_PARAMS * 100 and s["macs_attention"] == 1000
     assert s["macs_by_length"]["seq_512"] == {"total": STUDENT_PARAMS * 512,
@@ -137,6 +138,6 @@ def test_teacher_must_be_listed(results):
 
 
 def test_int8_support_is_stated_from_the_cpu_flags():
-    assert int8_support(["avx2", "avx512f", "avx512_vnni"]) == "int8 dot-product instructions: AVX512-VNNI"
-    assert "AMX-INT8" in int8_support(["amx_int8", "avx512_vnni"])
-    assert int8_support(["avx2", "fma"]).startswith("no VNNI or AMX")
+    assert int8_support(["avx2", "avx512f", "avx512_vnni"]) == "int8: AVX512-VNNI (no AVX-VNNI, AMX-INT8)"
+    assert int8_support(["amx_int8", "avx512_vnni"]) == "int8: AVX512-VNNI, AMX-INT8 (no AVX-VNNI)"
+    assert int8_support(["avx2", "fma"]).startswith("int8: none of AVX512-VNNI, AVX-VNNI, AMX-INT8")

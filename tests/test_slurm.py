@@ -233,13 +233,14 @@ def test_workflow_runs_on_slurm_through_the_profile(slurm, tmp_path):
     model = make_tiny_bert(tmp_path / "tiny-bert", layers=4, vocab=SHARED_VOCAB)
 
     # the tiny config, cut to what covers every kind of job: a GPU rule's job with a GPU (training,
-    # distillation, teacher outputs, prediction, profiling), a GPU rule's job without one (the int8 model's
-    # prediction and profile) and the CPU rules (data, quantization, scores, leaderboard)
+    # distillation, teacher outputs, prediction, profiling), a GPU rule's job without one (the int8 form's
+    # prediction and profile) and the CPU rules (data, deployed forms, scores, leaderboard)
     main = tmp_path / "main"
     main.mkdir()
     cfg = base_config(tiny_glue(main), str(model), ["sst2"])
     cfg["students"], cfg["baselines"], cfg["pruning"]["models"] = cfg["students"][:1], [], []
     cfg["profile"].update(batch_sizes=[1], compile_batch_sizes=[])
+    cfg["deploy"]["forms"] = ["fp32", "int8-static"]
     (main / "config.yaml").write_text(yaml.safe_dump(cfg))
     # the run whose teacher is killed: epochs of a few seconds (3000 SST-2 rows), 3 of them
     killed = tmp_path / "killed"
@@ -325,5 +326,5 @@ def test_workflow_runs_on_slurm_through_the_profile(slurm, tmp_path):
     # the leaderboard, with a row per model
     board = next(p for p in main.rglob("leaderboard.json") if ".snakemake" not in p.parts)
     doc = json.loads(board.read_text())
-    assert sorted(r["model"] for r in doc["rows"]) == ["distil", "distil-int8", "teacher"]
+    assert sorted(r["model"] for r in doc["rows"]) == ["distil", "distil-int8-static", "teacher"]
     print(f"SLURM test: {time.monotonic() - t0:.0f} s")

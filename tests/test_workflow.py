@@ -70,13 +70,23 @@ def test_wildcards_cannot_escape_results_and_remote_code_needs_a_name(tmp_path):
 
 def test_model_names_are_checked_before_any_job(tmp_path):
     cfg = dry_run_config(tmp_path)
-    cfg["baselines"][0]["name"] = "distil-int8"  # also the int8 copy of the student distil
-    cfg["quantization"]["models"] = ["distil", "nobody"]
+    cfg["baselines"][0]["name"] = "distil-int8-static"  # also the int8 form of the student distil
+    cfg["deploy"]["models"] = ["distil", "nobody"]
     res = dry_run(tmp_path, cfg, "-n")
     assert res.returncode != 0
-    assert "model names must be unique across students, tinybert.students, baselines, pruning and quantization: " \
-           "'distil-int8' names both baselines[0] and quantization (distil); rename one" in res.stderr
-    assert "quantization.models: 'nobody' is not a model of this run" in res.stderr
+    assert "deploy.models: 'nobody' is not a model of this run" in res.stderr
+    cfg["deploy"]["models"] = ["distil"]
+    res = dry_run(tmp_path, cfg, "-n")
+    assert res.returncode != 0
+    assert "model names must be unique across students, tinybert.students, baselines, pruning and deploy: " \
+           "'distil-int8-static' names both baselines[0] and deploy (distil as int8-static); rename one" in res.stderr
+    # the key deployed forms replaced: what to write instead
+    del cfg["deploy"]
+    cfg["quantization"] = {"models": ["distil"]}
+    res = dry_run(tmp_path, cfg, "-n")
+    assert res.returncode != 0
+    assert "quantization = {'models': ['distil']}: replaced by deploy" in res.stderr
+    assert "deploy: {models: ['distil'], forms: [fp32, int8-dynamic]}" in res.stderr
     assert not (tmp_path / "results").exists()
 
 
@@ -110,7 +120,7 @@ def test_bad_values_stop_before_any_job_and_keep_the_last_model(tmp_path, tiny_b
     # nested --config values are read as YAML (epochs 1 is fine), and a .nan in them is caught
     cfg = copy.deepcopy(base)
     res = dry_run(tmp_path, cfg, "-n", "--config", 'finetune={"epochs": 1, "warmup_ratio": .nan}',
-                  'students=[]', "quantization={\"models\": []}")
+                  'students=[]', "deploy={\"models\": []}")
     assert res.returncode != 0
     assert "finetune.warmup_ratio = nan: expected a finite number: a number >= 0, <= 1" in res.stderr
     assert "finetune.epochs" not in res.stderr
@@ -219,19 +229,35 @@ def test_tiny_workflow_runs_end_to_end(tmp_path):
     tasks = ["sst2", "stsb"]
     res = snakemake(tmp_path, base_config(glue, str(model), tasks))
     assert res.returncode == 0, res.stderr[-4000:]
+    # the deployed forms of distil (.test/config.yaml): bf16 runs where the CPU has bf16 instructions and is
+    # skipped with a note elsewhere; int8-static and onnx-int8 need VNNI or AMX-INT8 (every CI machine has one)
+    from glueslim.forms import not_native
+    forms = ["int8-static", "onnx-int8"] + (["bf16"] if not_native("bf16", "cpu") is None else [])
     doc = check_leaderboard(tmp_path, tasks, ["teacher", "distil", "albert", "baseline", "teacher-pruned50",
-                                              "distil-int8"])
+                                              *(f"distil-{f}" for f in forms)])
     methods = {r["model"]: r["method"] for r in doc["rows"]}
     assert methods["teacher-pruned50"] == "fine-tuned teacher + head pruning 50%"
-    assert methods["distil-int8"] == "DistilBERT-style KD + int8"
+    assert methods["distil-int8-static"] == "DistilBERT-style KD + int8-static"
+    skipped = {s["row"]: s["reason"] for s in doc["skipped_forms"]}
+    assert ("distil-bf16" in skipped) == ("bf16" not in forms)
+    if "distil-bf16" in skipped:
+        assert "no AVX512-BF16 or AMX-BF16" in skipped["distil-bf16"]
+        assert "distil-bf16" in (tmp_path / "reports/leaderboard.html").read_text()  # the note names it
+    # each form is calibrated on training examples, scored in its own form and timed by its own runtime
+    record = json.loads((tmp_path / "results/models/distil-int8-static/sst2/glueslim.json").read_text())
+    assert record["form"] == "int8-static" and record["calibration"]["split"] == "train"
+    profile = json.loads((tmp_path / "results/profile/distil-onnx-int8.json").read_text())
+    assert profile["backend"] == "onnxruntime" and "int8" in profile["peaks"]
     assert methods["albert"].startswith("ALBERT-style KD") and methods["baseline"] == "fine-tuned baseline"
     rows = {r["model"]: r for r in doc["rows"]}
     # half the heads physically removed: fewer parameters and MACs than the teacher
     assert rows["teacher-pruned50"]["parameters"] < rows["teacher"]["parameters"]
     assert rows["teacher-pruned50"]["macs"] < rows["teacher"]["macs"]
     # int8 keeps the float model's parameters and MACs, and is smaller on disk
-    assert rows["distil-int8"]["parameters"] == rows["distil"]["parameters"]
-    assert rows["distil-int8"]["size_on_disk_mb"] < rows["distil"]["size_on_disk_mb"]
+    for form in forms:
+        assert rows[f"distil-{form}"]["parameters"] == rows["distil"]["parameters"]
+        assert rows[f"distil-{form}"]["macs"] == rows["distil"]["macs"]
+        assert rows[f"distil-{form}"]["size_on_disk_mb"] < rows["distil"]["size_on_disk_mb"]
     # every row carries the same fields
     assert len({frozenset(r) for r in doc["rows"]}) == 1
     # the student has half the teacher's layers, initialised from layers 0 and 2
@@ -299,7 +325,8 @@ def test_real_teacher_on_a_few_hundred_sst2_examples(tmp_path):
     cfg["threads"] = 2
     cfg["finetune"].update(learning_rate=1e-4, epochs=2, batch_size=16, max_seq_length=128)
     cfg["students"] = [{"name": "distil", "num_layers": 3, "train": {"learning_rate": 1e-4}}]
-    cfg["baselines"], cfg["pruning"]["models"], cfg["quantization"]["models"] = [], [], []
+    cfg["baselines"], cfg["pruning"]["models"] = [], []
+    cfg["deploy"] = {"models": ["teacher"], "forms": ["fp32", "int8-static"]}  # scored in its form
     res = snakemake(tmp_path, cfg)
     assert res.returncode == 0, res.stderr[-4000:]
     doc = check_leaderboard(tmp_path, ["sst2"], ["teacher", "distil"])

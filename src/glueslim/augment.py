@@ -26,7 +26,7 @@ from glueslim.inference import predict_logits
 from glueslim.io import atomic_dir, atomic_write_json, atomic_write_jsonl
 from glueslim.modeling import load_classifier, load_tokenizer, pick_device
 from glueslim.progress import Progress
-from glueslim.recipe import add_inference_arguments
+from glueslim.recipe import add_inference_arguments, add_labelling_precision
 from glueslim.tasks import get_task
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="augment at most this many (seeded sample)")
     p.add_argument("--seed", type=int, default=schema_default("seed"))
     add_inference_arguments(p)
+    add_labelling_precision(p)
     p.add_argument("--out", required=True, help="folder: train.jsonl (augmented rows with teacher logits) + meta.json")
 
 
@@ -187,7 +188,7 @@ def run(args: argparse.Namespace) -> None:
                        batch_size=args.eval_batch_size, max_seq_length=args.max_seq_length)
     feats = encode(tokenizer, aug, args.max_seq_length)
     logits = predict_logits(teacher, feats, DataCollatorWithPadding(tokenizer), args.eval_batch_size, device,
-                            what="augment: teacher labels")
+                            what="augment: teacher labels", precision=args.inference_precision)
     for r, z in zip(aug, logits):
         r["teacher_logits"] = z.tolist()
         r["label"] = float(z[0]) if task.is_regression else int(z.argmax())
@@ -197,4 +198,5 @@ def run(args: argparse.Namespace) -> None:
             "task": task.name, "source_examples": len(rows), "rows": len(aug), "copies": args.copies,
             "prob": args.prob, "candidates": args.candidates, "seed": args.seed,
             "candidate_source": "masked-LM head" if mlm is not None else "input-embedding nearest neighbours",
-            "mlm_model": args.mlm_model, "teacher_dir": args.teacher_dir})
+            "mlm_model": args.mlm_model, "teacher_dir": args.teacher_dir,
+            "inference_precision": args.inference_precision})

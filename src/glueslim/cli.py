@@ -29,8 +29,8 @@ COMMANDS = {  # command: (module, add-arguments function, run function, help)
                  "write a distillation ablation table (results/ablations/<name>.json)"),
     "prune": ("glueslim.prune", "add_arguments", "run",
               "remove the least important attention heads of a fine-tuned model"),
-    "quantize": ("glueslim.quantize", "add_arguments", "run",
-                 "int8 dynamic quantization of a fine-tuned model's Linear layers"),
+    "deploy": ("glueslim.deploy", "add_arguments", "run",
+               "write a trained model in a deployed form (bf16, fp16, int8-dynamic, int8-static, onnx, onnx-int8)"),
     "predict": ("glueslim.evaluate", "add_arguments_predict", "run_predict",
                 "write dev predictions of one model on one task"),
     "score": ("glueslim.evaluate", "add_arguments_score", "run_score",
@@ -65,6 +65,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="show the traceback of an error (bad input is otherwise reported on one line)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     argv = sys.argv[1:] if argv is None else argv
+    # transformers imports torchao when it is installed; its CUDA-only extensions fail to load on a CPU build
+    # (a warning per job), and torch warns about torchao's enums: neither concerns the jobs
+    for noisy in ("torchao", "torch.utils._pytree"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
     # import only the module the command needs (torch is slow to import)
     wanted = next((a for a in argv if not a.startswith("-")), None)
     for name, (module, add_arguments, run, help_) in COMMANDS.items():

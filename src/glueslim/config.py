@@ -8,7 +8,7 @@ the defaults, and `check_config(config)` checks what a schema cannot: model refe
 holding a saved model, or a well-formed hub id, present in the cache when offline), the student layer
 maps and TinyBERT shapes against the teacher's depth, sequence lengths against its positions,
 `profile.task` against `tasks`, the `trust_remote_code` list, the model names (unique, each entry named,
-and the pruned and quantized models' sources among them) and the pruning fractions (distinct row names,
+and the pruned and deployed models' sources among them) and the pruning fractions (distinct row names,
 each removing some heads and not the same number as another). Every check raises `ConfigError`.
 Last, `by_name(config)` turns the named lists (students, baselines, tinybert.students) into dicts.
 """
@@ -88,7 +88,9 @@ def _typed(value):
 
 def check_schema(config: dict, schema_path: str | os.PathLike = SCHEMA) -> None:
     """Raise ConfigError listing every violation of the schema (run before Snakemake's validate)."""
-    _raise(schema_problems(config, load_schema(schema_path)), f"checked against {schema_path}")
+    replaced = _replaced_problems(config)
+    rest = {k: v for k, v in config.items() if k != "quantization"}
+    _raise(replaced + schema_problems(rest, load_schema(schema_path)), f"checked against {schema_path}")
 
 
 def _hub_config(ref: str, revision: str | None, cache: str | None) -> str | None:
@@ -160,9 +162,32 @@ def pruned_models(config: dict) -> dict[str, dict]:
             for src in p["models"] for f in p["fractions"]}
 
 
-def int8_models(config: dict) -> dict[str, dict]:
-    """The int8 models by name, <source>-int8: {"source": ...}."""
-    return {f"{src}-int8": {"source": src} for src in config["quantization"]["models"]}
+def _trained_names(config: dict) -> list[str]:
+    """teacher, students, tinybert.students, baselines: named lists, or dicts by name after `by_name`."""
+    named = (config["students"], config["tinybert"]["students"], config["baselines"])
+    return ["teacher"] + [n for items in named for n in (items if isinstance(items, dict) else _names(items))]
+
+
+def deploy_sources(config: dict) -> list[str]:
+    """The models that get the deployed forms: deploy.models, or every model of the run when it is empty."""
+    return list(config["deploy"]["models"]) or _trained_names(config) + list(pruned_models(config))
+
+
+def deployed_models(config: dict) -> dict[str, dict]:
+    """Every configured deployed form by row name, <source>-<form>: {"source": ..., "form": ...} (fp32 is the
+    source's own row, no new one). Which of them the device runs: glueslim.forms.not_native, in the workflow."""
+    forms = [f for f in config["deploy"]["forms"] if f != "fp32"]
+    return {f"{src}-{form}": {"source": src, "form": form} for src in deploy_sources(config) for form in forms}
+
+
+def _replaced_problems(config: dict) -> list[str]:
+    """Keys an older glueslim read, with what replaced them."""
+    if "quantization" in config:
+        models = (config["quantization"] or {}).get("models") if isinstance(config["quantization"], dict) else None
+        return [f"quantization = {config['quantization']!r}: replaced by deploy (deployed forms, each scored and "
+                f"timed in its form): write deploy: {{models: {models or []}, forms: [fp32, int8-dynamic]}}; the "
+                "rows are now <model>-int8-dynamic (torchao; or int8-static, onnx-int8)"]
+    return []
 
 
 def _names(entries: list[dict]) -> list[str]:
@@ -171,7 +196,8 @@ def _names(entries: list[dict]) -> list[str]:
 
 def model_name_problems(config: dict) -> list[str]:
     """Every model name once across the rows (a named list becomes a dict by name, where the later entry
-    would silently win); pruning and quantization sources among this run's models."""
+    would silently win, and a deployed form's row <model>-<form> must not name another model); pruning and
+    deploy sources among this run's models."""
     entries = [("teacher", "teacher")]
     for where, items in (("students", config["students"]), ("tinybert.students", config["tinybert"]["students"]),
                          ("baselines", config["baselines"])):
@@ -179,18 +205,19 @@ def model_name_problems(config: dict) -> list[str]:
     trained = [name for name, _ in entries]
     pruned = list(pruned_models(config))  # fractions that round alike: _pruning_problems
     entries += [(name, f"pruning ({p['source']} at {p['fraction']})") for name, p in pruned_models(config).items()]
-    entries += [(name, f"quantization ({q['source']})") for name, q in int8_models(config).items()]
     problems = []
-    for name in dict.fromkeys(n for n, _ in entries):
-        users = [where for n, where in entries if n == name]
-        if len(users) > 1:
-            problems.append(f"model names must be unique across students, tinybert.students, baselines, pruning "
-                            f"and quantization: {name!r} names both {' and '.join(users)}; rename one")
-    for key, allowed in (("pruning", trained), ("quantization", trained + pruned)):
+    for key, allowed in (("pruning", trained), ("deploy", trained + pruned)):
         unknown = [n for n in config[key]["models"] if n not in allowed]
         if unknown:
             problems.append(f"{key}.models: {', '.join(map(repr, unknown))} is not a model of this run; "
                             f"expected one of {', '.join(allowed)}")
+    if not problems:
+        entries += [(name, f"deploy ({d['source']} as {d['form']})") for name, d in deployed_models(config).items()]
+    for name in dict.fromkeys(n for n, _ in entries):
+        users = [where for n, where in entries if n == name]
+        if len(users) > 1:
+            problems.append(f"model names must be unique across students, tinybert.students, baselines, pruning "
+                            f"and deploy: {name!r} names both {' and '.join(users)}; rename one")
     return problems
 
 

@@ -1,7 +1,8 @@
 """Stage 4: dev predictions of every model (TSV files), and GLUE metrics computed from those files alone.
 
 `predict` writes results/predictions/<model>/<stem>.tsv with columns idx, label, prediction (MNLI writes
-mnli_matched.tsv and mnli_mismatched.tsv). `score` reads only those files, each checked row by row against
+mnli_matched.tsv and mnli_mismatched.tsv), computed in the model folder's deployed form (glueslim.forms:
+fp32, bf16, int8, ONNX Runtime), so each form's score is its own. `score` reads only those files, each checked row by row against
 the prepared dev split (results/data/<task>/<split>.jsonl: the same idx set, each idx once, the same gold
 labels, predictions in the task's label set or finite), so every number in the leaderboard can be
 recomputed from the saved predictions and none comes from a partial, repeated or foreign file.
@@ -24,7 +25,8 @@ from glueslim.errors import UserError
 from glueslim.inference import logits_to_predictions, predict_logits
 from glueslim.io import atomic_write_json, atomic_write_text
 from glueslim.metrics import split_metrics, task_metrics
-from glueslim.modeling import load_for_inference, load_tokenizer, pick_device
+from glueslim.forms import load_model, model_device
+from glueslim.modeling import load_tokenizer, pick_device
 from glueslim.predictions import COLUMNS, RERUN, prediction_lines
 from glueslim.recipe import add_inference_arguments
 from glueslim.tasks import get_task, glue_score, task_mean
@@ -54,8 +56,8 @@ def run_predict(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
     tokenizer = load_tokenizer(args.model_dir)
-    model = load_for_inference(args.model_dir, device)
-    device = next(model.parameters()).device  # int8 models stay on the CPU
+    model = load_model(args.model_dir, device)  # any deployed form: its predictions are computed in that form
+    device = model_device(model)  # int8 and ONNX Runtime models take CPU tensors
     rows = load_split(args.data, split)
     feats = encode(tokenizer, rows, args.max_seq_length)
     logits = predict_logits(model, feats, DataCollatorWithPadding(tokenizer), args.eval_batch_size, device)

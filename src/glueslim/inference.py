@@ -6,6 +6,8 @@ augmentation); it does not import the training loop.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import torch
 
 from glueslim.batching import MODEL_INPUTS, sorted_batches
@@ -25,10 +27,19 @@ def gpu_memory(device) -> str:
         return ""
 
 
+# the teacher's own labelling (teacher outputs, augmentation labels) may run under autocast: `inference_precision`
+AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
 @torch.inference_mode()
-def predict_logits(model, feats: list[dict], collator, batch_size: int, device, what: str = "predict") -> torch.Tensor:
-    """Logits for every example, in input order; `what` names the loop in its progress lines."""
+def predict_logits(model, feats: list[dict], collator, batch_size: int, device, what: str = "predict",
+                   precision: str = "fp32") -> torch.Tensor:
+    """Logits for every example, in input order; `what` names the loop in its progress lines. `precision`
+    "bf16"/"fp16" runs the model under torch.autocast in that dtype (logits returned in float32); "fp32", the
+    default, runs it as it is, so its results stay exactly those of an fp32 model."""
     model.eval()
+    dtype = AUTOCAST[precision]
+    autocast = torch.autocast(torch.device(device).type, dtype=dtype) if dtype else nullcontext()
     batches = sorted_batches([len(f["input_ids"]) for f in feats], batch_size)
     out = torch.empty(len(feats), model.config.num_labels)
     with Progress(len(batches), what) as progress:
@@ -36,7 +47,8 @@ def predict_logits(model, feats: list[dict], collator, batch_size: int, device, 
             batch = collator([{k: v for k, v in feats[i].items() if k in MODEL_INPUTS} for i in idx])
             batch = {k: v.to(device) for k, v in batch.items()}
             try:
-                out[idx] = model(**batch).logits.float().cpu()
+                with autocast:
+                    out[idx] = model(**batch).logits.float().cpu()
             except torch.cuda.OutOfMemoryError as e:
                 raise UserError(
                     f"GPU out of memory running the model on a batch of {len(idx)} sequences of "

@@ -3,9 +3,10 @@
 `model_dir_problem(path, need_tokenizer=...)` says what is wrong with a local model folder, on one line that
 names the folder or file and what to do, or None: `config.json` present, valid JSON, an object with a
 `model_type`; every other `*.json` valid JSON (tokenizer, index and record files); weights present
-(`model.safetensors`, a sharded `*.index.json`, `pytorch_model.bin`, or the int8 `model_int8.safetensors`)
-and each safetensors file's header readable and covering the whole file (safetensors' own check: a
-truncated or padded file fails it); with `need_tokenizer`, a vocabulary file (`tokenizer.json`,
+(`model.safetensors`, a sharded `*.index.json`, `pytorch_model.bin`, or a deployed form's: torchao int8
+`model_int8_torchao.safetensors`, ONNX `model.onnx`) and each safetensors file's header readable and covering
+the whole file (safetensors' own check: a truncated or padded file fails it), an ONNX file non-empty and
+starting like a serialized ModelProto; with `need_tokenizer`, a vocabulary file (`tokenizer.json`,
 `vocab.txt`, `vocab.json` or a sentencepiece `*.model`). `modeling` adds what needs the libraries: the
 weights' shapes against the config, a tokenizer that loads but is degenerate.
 """
@@ -22,7 +23,9 @@ from glueslim.errors import UserError
 CONFIG = "config.json"
 SAFETENSORS = "model.safetensors"
 PICKLE = "pytorch_model.bin"
-INT8 = "model_int8.safetensors"  # = glueslim.int8.WEIGHTS (int8 imports torch; this module must not)
+TORCHAO_INT8 = "model_int8_torchao.safetensors"  # the int8 forms' weights (glueslim.torch_forms)
+ONNX = "model.onnx"  # the onnx forms' graph (glueslim.onnx_forms)
+OLD_INT8 = "model_int8.safetensors"  # the removed quantize command's format
 INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
 VOCAB_FILES = ("tokenizer.json", "vocab.txt", "vocab.json")  # or a sentencepiece *.model
 DAMAGED = "the folder is damaged; re-run the job that wrote it or re-download the model"
@@ -108,12 +111,31 @@ def _weights_problem(root: Path) -> str | None:
                 if problem:
                     return problem
             return None
-    present = [root / n for n in (SAFETENSORS, INT8) if (root / n).exists() or (root / n).is_symlink()]
+    present = [root / n for n in (SAFETENSORS, TORCHAO_INT8) if (root / n).exists() or (root / n).is_symlink()]
     if present:
         return next(filter(None, map(safetensors_problem, present)), None)
+    if (root / ONNX).exists() or (root / ONNX).is_symlink():
+        return onnx_problem(root / ONNX)
     if (root / PICKLE).exists() or (root / PICKLE).is_symlink():
         return _pickle_problem(root / PICKLE)
-    return f"{root}: no weights file ({SAFETENSORS}, {PICKLE} or a sharded index): {INCOMPLETE}"
+    if (root / OLD_INT8).exists():
+        return (f"{root}: holds only {OLD_INT8}, the int8 format of the removed quantize command: deploy the float "
+                "model again (glueslim deploy --form int8-dynamic, or config deploy: forms)")
+    return f"{root}: no weights file ({SAFETENSORS}, {PICKLE}, a sharded index, {TORCHAO_INT8} or {ONNX}): {INCOMPLETE}"
+
+
+def onnx_problem(path: Path) -> str | None:
+    """Why an ONNX model file cannot be read (None when it can): it must start like a serialized ModelProto
+    (field 1, ir_version, first: the byte 0x08) and hold more than that."""
+    problem = file_problem(path)
+    if problem:
+        return f"{problem}: {INCOMPLETE}"
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if len(head) < 16 or head[0] != 0x08:
+        return (f"{path}: not a serialized ONNX model ({path.stat().st_size} bytes"
+                f"{', empty' if not head else ''}): the file is truncated or damaged; re-run the deploy job")
+    return None
 
 
 def has_tokenizer_files(root: Path) -> bool:

@@ -16,7 +16,6 @@ from safetensors.torch import load_file
 from transformers import CONFIG_MAPPING, AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 from transformers import __version__ as transformers_version
 
-from glueslim import int8
 from glueslim.errors import UserError
 from glueslim.heads import apply_recorded_pruning
 from glueslim.modelfiles import DAMAGED, check_model_dir
@@ -144,30 +143,31 @@ def _check_fit(ref: str, model: PreTrainedModel, info: dict, new_head: bool) -> 
 
 
 def load_for_inference(model_dir: str, device: torch.device | str = "cpu") -> PreTrainedModel:
-    """A model folder written by this workflow, ready for predict and profile (eval mode, on `device`).
+    """A float32 model folder written by this workflow, ready for predict and profile (eval mode, on `device`).
 
-    The one place that knows the formats the stages write: plain safetensors, a head-pruned model
-    (`config.pruned_heads`), an int8 model (`model_int8.safetensors`, CPU only). Predict, profile and
-    every compression stage load through it.
+    Plain safetensors, or a head-pruned model (`config.pruned_heads`, re-applied before loading). The deployed
+    forms (bf16, int8, ONNX) are loaded by glueslim.forms.load_model, which comes here for fp32 folders.
     """
     model_dir = str(model_dir)
     check_local_model(model_dir)
-    quantized = os.path.exists(os.path.join(model_dir, int8.WEIGHTS))
     try:
         pruned = getattr(AutoConfig.from_pretrained(model_dir), "pruned_heads", None)
     except _LOAD_ERRORS as e:
         raise UserError(f"{model_dir}/config.json: not a model configuration ({_short(e)}): {DAMAGED}") from e
-    if not quantized and not pruned:
+    if not pruned:
         return load_classifier(model_dir).to(device).eval()
     model = architecture(model_dir)
+    load_weights(model, read_safetensors(model_dir), model_dir)
+    return model.to(device).eval()
+
+
+def load_weights(model, state: dict, model_dir: str, assign: bool = False) -> None:
+    """model.load_state_dict(state, strict=True); a state that does not fit is a UserError naming the folder."""
     try:
-        if quantized:
-            return int8.load_int8(model_dir, model)  # dynamic int8 kernels run on the CPU only
-        model.load_state_dict(_read_safetensors(model_dir), strict=True)
+        model.load_state_dict(state, strict=True, assign=assign)
     except (RuntimeError, ValueError, KeyError) as e:
         raise UserError(f"{model_dir}: its weights do not fit its config.json ({_short(e)}); the folder is damaged "
                         "or mixes two models; re-run the job that wrote it") from e
-    return model.to(device).eval()
 
 
 def architecture(model_dir: str) -> PreTrainedModel:
@@ -177,7 +177,7 @@ def architecture(model_dir: str) -> PreTrainedModel:
     return model
 
 
-def _read_safetensors(model_dir: str) -> dict[str, torch.Tensor]:
+def read_safetensors(model_dir: str) -> dict[str, torch.Tensor]:
     index = os.path.join(model_dir, "model.safetensors.index.json")
     files = sorted(set(json.load(open(index))["weight_map"].values())) if os.path.exists(index) else ["model.safetensors"]
     state: dict[str, torch.Tensor] = {}

@@ -83,6 +83,14 @@ def add_inference_arguments(p) -> None:
     p.add_argument("--device", default=schema_default("device"), choices=DEVICES)
 
 
+def add_labelling_precision(p) -> None:
+    """--inference-precision of the commands where the teacher labels data (teacher outputs, augmentation)."""
+    p.add_argument("--inference-precision", choices=["fp32", "bf16", "fp16"],
+                   default=schema_default("inference_precision"),
+                   help="run the teacher under autocast in this dtype (faster on hardware with bf16/fp16 kernels; "
+                        "fp32, the default, keeps exact fp32 results)")
+
+
 def add_recipe_arguments(p: argparse.ArgumentParser) -> None:
     """The flags of every Recipe field; defaults from the config schema."""
     g = p.add_argument_group("training recipe")

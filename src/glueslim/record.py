@@ -1,8 +1,8 @@
 """`glueslim.json`: the record of how a model folder was made, written by `write_record` alone.
 
 Every command that saves a model (checkpoint.save_model for fine-tuning, distillation and pruning; the
-quantize command) writes one; report.py reads `method`, `base_model`, `teacher`, `num_layers` and
-`hyperparameters` into the leaderboard, prune and quantize copy their source's. A field is in FIELDS before
+deploy command) writes one; report.py reads `method`, `base_model`, `teacher`, `num_layers`, `form` and
+`hyperparameters` into the leaderboard, prune and deploy copy their source's. A field is in FIELDS before
 anyone writes it; a writer leaves out the fields that do not apply (there are no nulls by default).
 Key order is the writer's: the file reads as the command built it.
 """
@@ -21,7 +21,7 @@ FIELDS = {
     "model": "the model's name in the leaderboard (a general-distillation output: its folder name)",
     "task": "the GLUE task it was trained on (absent for general distillation)",
     "method": "how it was made, e.g. 'fine-tuned teacher', 'DistilBERT-style KD', '... + head pruning 30%', "
-              "'... + int8'",
+              "'... + int8-static'",
     "base_model": "the pretrained encoder it descends from (hub id or folder)",
     "revision": "finetune: the hub revision of base_model",
     "teacher": "the model it was distilled from (null for fine-tuned models)",
@@ -47,9 +47,18 @@ FIELDS = {
     # compression of a trained model
     "pruned_from": "prune: the folder of the model that was pruned",
     "heads": "prune: heads before/after, those removed per layer, their importance and how it was measured",
-    "quantized": "quantize: the scheme ('int8-dynamic')",
-    "quantized_from": "quantize: the folder of the float model",
-    "quantization": "quantize: scheme, layers, weight and activation types, the kernel engine",
+    # deployed forms (glueslim.deploy; a folder without `form` is the fp32 model itself)
+    "form": "deploy: the deployed form, a name of glueslim.forms.FORMS ('bf16', 'int8-static', 'onnx', ...)",
+    "backend": "deploy: the runtime of the form ('pytorch' or 'onnxruntime')",
+    "deployed_from": "deploy: the folder of the float32 model the form was made from",
+    "calibration": "deploy, calibrated forms: the activation-scale sample: split ('train'), examples, seed, "
+                   "source (the training file), max_seq_length",
+    "kernels": "deploy: the dtype of the form's kernels: linear (matrix products of the Linear layers) and "
+               "attention (QK^T and PV products)",
+    "native": "deploy: whether the device it was deployed for runs the form natively (glueslim.forms.not_native)",
+    "quantization": "deploy, torch int8 forms: library, torchao config, layers, weight and activation types",
+    "export": "deploy, ONNX forms: what onnx_forms.export_onnx reported (opset, exporter, fusions applied, "
+              "quantization, bytes, the graph's largest logit difference from the torch model)",
     # the recipe
     "hyperparameters": "Recipe.hyperparameters() and the command's own settings (alpha, temperature, stages, "
                        "fraction, ...)",

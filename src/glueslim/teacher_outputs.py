@@ -20,7 +20,7 @@ from glueslim.errors import UserError
 from glueslim.inference import predict_logits
 from glueslim.io import atomic_file
 from glueslim.modeling import load_classifier, load_tokenizer, pick_device
-from glueslim.recipe import add_inference_arguments
+from glueslim.recipe import add_inference_arguments, add_labelling_precision
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -29,6 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--teacher-dir", required=True)
     p.add_argument("--out", required=True, help="results/teacher_outputs/<task>.safetensors")
     add_inference_arguments(p)
+    add_labelling_precision(p)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -40,11 +41,12 @@ def run(args: argparse.Namespace) -> None:
     rows = load_split(args.data, "train")
     feats = encode(tokenizer, rows, args.max_seq_length)
     logits = predict_logits(teacher, feats, DataCollatorWithPadding(tokenizer), args.eval_batch_size, device,
-                            what="teacher outputs")
+                            what="teacher outputs", precision=args.inference_precision)
     idx = torch.tensor([r["idx"] for r in rows], dtype=torch.long)
     with atomic_file(args.out) as tmp:
         save_file({"idx": idx, "logits": logits.contiguous()}, str(tmp), metadata={
-            "task": args.task, "teacher_dir": args.teacher_dir, "max_seq_length": str(args.max_seq_length)})
+            "task": args.task, "teacher_dir": args.teacher_dir, "max_seq_length": str(args.max_seq_length),
+            "inference_precision": args.inference_precision})
 
 
 def teacher_logits_for(rows: list[dict], path: str, task: str | None = None) -> list[list[float]]:

@@ -11,7 +11,8 @@ SRC = os.path.join(workflow.basedir, "src")
 sys.path.insert(0, SRC)  # the rules' commands import the package from here too (PYTHONPATH below)
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p))
 
-from glueslim.config import int8_models, pruned_models, trusts_remote_code  # noqa: E402
+from glueslim.config import deployed_models, pruned_models, trusts_remote_code  # noqa: E402
+from glueslim.forms import FORMS, cpu_flags, not_native  # noqa: E402
 from glueslim.data import resolve_glue_dir  # noqa: E402
 from glueslim.tasks import get_task  # noqa: E402
 
@@ -25,9 +26,7 @@ STUDENTS = list(config["students"])
 TEACHER = "teacher"
 BASELINES = list(config["baselines"])
 PRUNED = pruned_models(config)  # <source>-pruned<percent>
-INT8 = int8_models(config)  # <source>-int8
 TINYBERT = list(config["tinybert"]["students"])  # rules: tinybert.smk
-MODELS = [TEACHER] + STUDENTS + TINYBERT + BASELINES + list(PRUNED) + list(INT8)
 # ablation tables (results/ablations/<name>.json, format in the README): a rule file that writes one
 # appends its path here, so the leaderboard waits for it and shows it
 ABLATIONS = []
@@ -45,6 +44,25 @@ elif config["device"] == "cuda":
     GPU = 1
 else:
     GPU = 1 if shutil.which("nvidia-smi") else 0
+
+
+def _deployed_rows():
+    """The deployed forms this device runs natively (all of them with deploy.emulated), by row name, and
+    the others with the reason, for the leaderboard's notes. Decided here, before any job, from this
+    host's CPU flags or its GPU; the profile job checks its own device again and records what it finds."""
+    kept, skipped, device = {}, [], "cuda" if GPU else "cpu"
+    for row, d in deployed_models(config).items():
+        reason = not_native(d["form"], device, cpu_flags())
+        if reason and not config["deploy"]["emulated"]:
+            skipped.append({"model": d["source"], "form": d["form"], "row": row, "reason": reason})
+        else:
+            kept[row] = d
+    return kept, skipped
+
+
+DEPLOYED, SKIPPED_FORMS = _deployed_rows()  # <source>-<form>: rule deploy (compress.smk)
+TRAINED = [TEACHER] + STUDENTS + TINYBERT + BASELINES + list(PRUNED)  # float models, each with its own fp32 row
+MODELS = TRAINED + list(DEPLOYED)
 TRAIN_GPU = config["gpu"]["train_gpus"] if GPU else 0  # GPUs per training job: > 1 trains data-parallel
 # Every GPU rule runs its command through glueslim.gpus, a lock-file slot pool that gives the job
 # {resources.gpu} distinct free GPUs (CUDA_VISIBLE_DEVICES), so concurrent jobs on one box never share
@@ -68,7 +86,7 @@ wildcard_constraints:
     model=one_of(MODELS),
     baseline=one_of(BASELINES),
     pruned=one_of(PRUNED),
-    quantized=one_of(INT8),
+    deployed=one_of(DEPLOYED),
     stem=one_of(STEM_TASK),
 
 
@@ -167,5 +185,6 @@ def job_resources(kind, gpu=None, **override):
 
 
 def model_gpus(w):
-    """GPUs of a job that runs {model}: none for an int8 model (its kernels run on the CPU)."""
-    return 0 if w.model in INT8 else GPU
+    """GPUs of a job that runs {model}: none for a form whose kernels run on the CPU (torch int8, ONNX Runtime)."""
+    form = FORMS[DEPLOYED[w.model]["form"]] if w.model in DEPLOYED else None
+    return 0 if form and (form.weights == "int8" or form.backend == "onnxruntime") else GPU

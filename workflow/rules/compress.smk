@@ -1,4 +1,5 @@
-# Compression beside distillation: attention-head pruning and int8 quantization (the published baselines
+# Compression beside distillation: attention-head pruning and deployed forms (bf16/fp16, int8, ONNX Runtime;
+# glueslim.forms), each scored and timed in its own form (the published baselines
 # are fine-tuned in finetune.smk). Every result is a model folder results/models/<name>/<task>, evaluated
 # and profiled like any other.
 
@@ -38,21 +39,31 @@ rule prune_heads:
         )
 
 
-rule quantize_int8:
+rule deploy:
     input:
-        model=lambda w: model_dir(INT8[w.quantized]["source"], w.task),
+        data="results/data/{task}",
+        model=lambda w: model_dir(DEPLOYED[w.deployed]["source"], w.task),
     output:
-        directory("results/models/{quantized}/{task}"),
+        directory("results/models/{deployed}/{task}"),
     log:
-        log_file("quantize_int8", "quantized", "task"),
+        log_file("deploy", "deployed", "task"),
     benchmark:
-        benchmark_file("quantize_int8", "quantized", "task")
+        benchmark_file("deploy", "deployed", "task")
     conda:
         CONDA_ENV
-    threads: 1
+    threads: THREADS
     resources:
-        **job_resources("infer", runtime=config["resources"]["light"]["runtime"]),
+        **job_resources("infer"),
+    params:
+        form=lambda w: DEPLOYED[w.deployed]["form"],
+        args=lambda w: flags(
+            calibration_examples=config["deploy"]["calibration_examples"],
+            seed=config["seed"],
+            max_seq_length=recipe(w.task)["max_seq_length"],
+            allow_emulated=config["deploy"]["emulated"],
+        ),
     shell:
         logged(
-            "python -m glueslim quantize --model-dir {input.model} --name {wildcards.quantized} --out {output}",
+            "python -m glueslim deploy --form {params.form} --task {wildcards.task} --data {input.data}"
+            " --model-dir {input.model} --name {wildcards.deployed} --out {output} --threads {threads} {params.args}",
         )

@@ -73,6 +73,7 @@ rule tinybert_augment:
             device=config["device"],
             max_seq_length=recipe(w.task)["max_seq_length"],
             eval_batch_size=recipe(w.task)["eval_batch_size"],
+            inference_precision=None if config["inference_precision"] == "fp32" else config["inference_precision"],
         ),
     shell:
         logged(

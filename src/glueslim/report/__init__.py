@@ -1,6 +1,6 @@
 """`glueslim leaderboard`: gather scores, profiles, training logs and provenance into one leaderboard.
 
-Reads (under --results):
+Reads (under --results), for every row (a model, or a deployed form of one: `<model>-<form>`):
   scores/{model}.json                      written by `glueslim score`
   profile/{model}.json                     written by `glueslim profile`
   models/{model}/{task}/glueslim.json      written by `glueslim finetune` / `glueslim distill`
@@ -18,7 +18,12 @@ The modules, in the order data flows:
   values.py   number and JSON-value helpers every module shares
   collect.py  the readers: one function per input file, each checked; a bad input is a UserError
   checks.py   value checks: metrics in their range, positive latencies and sizes (file and key named)
+  deployed.py each row's deployed form (form, backend, source model, kernel dtypes, emulated), the row order,
+              skipped forms, the CPU's instructions per dtype
+  floors.py   per-dtype device peaks, each timed point's floor at the dtype-correct peak, what holds a row back
+  budget.py   the "best per latency budget" tables (pure)
   build.py    `build_leaderboard`: rows, Pareto frontier, provenance, warnings -> the JSON document (pure)
+  markers.py  marker shapes (one per form) for the charts
   charts.py   the SVG chart library (line charts, the Pareto plot)
   render.py   `render_html` and `figures`: jinja2 filters and views -> the page (pure)
   command.py  the command's arguments and `run`, which writes the files atomically, and `publish`

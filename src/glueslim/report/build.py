@@ -1,5 +1,6 @@
-"""Build the leaderboard.json document from the collected inputs: one row per model (scores, sizes,
-latency and its floor, speed-up, % of the teacher), the Pareto frontier, provenance and warnings.
+"""Build the leaderboard.json document from the collected inputs: one row per model and deployed form (scores,
+sizes, latency and its floor at the dtype-correct peak, speed-up, % of the teacher's fp32 row), the Pareto
+frontier, the best row per latency budget, the skipped forms, provenance and warnings.
 
 `build_leaderboard` reads (through `collect`) and returns the document; it writes nothing. The document's
 fields are described in the README, section "leaderboard.json".
@@ -19,7 +20,7 @@ import jinja2
 from glueslim import __version__
 from glueslim import tasks as gtasks
 from glueslim.errors import UserError
-from glueslim.report import collect
+from glueslim.report import budget, collect, deployed, floors
 from glueslim.report.values import differs, num, ratio, unique
 
 SCHEMA_VERSION = 1
@@ -42,13 +43,8 @@ def config_sha256(config: Any) -> str:
 
 
 def int8_support(cpu_flags: Sequence[str]) -> str:
-    """What the CPU offers int8 kernels: the int8 rows' speed-up depends on it."""
-    flags = set(cpu_flags)
-    have = [name for flag, name in (("amx_int8", "AMX-INT8"), ("avx512_vnni", "AVX512-VNNI"),
-                                    ("avx_vnni", "AVX-VNNI")) if flag in flags]
-    if have:
-        return f"int8 dot-product instructions: {', '.join(have)}"
-    return "no VNNI or AMX int8 instructions: int8 kernels fall back to plain AVX2/AVX-512, smaller speed-ups"
+    """What the CPU offers int8 kernels (kept for leaderboard.json readers; the page states every dtype)."""
+    return deployed.instruction_sets(cpu_flags)["int8"]["text"]
 
 
 def pareto_frontier(points: Sequence[tuple[str, float, float]]) -> list[str]:
@@ -105,55 +101,6 @@ def _per_task(score_doc: dict, key: str) -> dict[str, Any]:
     return {t: (e[key] if e else None) for t, e in score_doc["tasks"].items()}
 
 
-def _device(profile: dict) -> dict:
-    return profile.get("device") if isinstance(profile.get("device"), dict) else {}
-
-
-def _device_key(profile: dict) -> str:
-    d = _device(profile)
-    return json.dumps([d.get(k) for k in ("type", "name", "gpu_name", "threads")])
-
-
-def _peak_candidates(profile: dict) -> dict[str, float]:
-    """{kernel dtype: FLOP/s} measured in one profile job."""
-    peak = profile.get("peak_flops") if isinstance(profile.get("peak_flops"), dict) else {}
-    cands = peak.get("candidates") if isinstance(peak.get("candidates"), dict) else {}
-    out = {str(k): v for k, v in cands.items() if num(v) is not None and v > 0}
-    if not out and num(peak.get("flops_per_s")) and peak.get("dtype"):
-        out[str(peak["dtype"])] = float(peak["flops_per_s"])
-    return out
-
-
-def _device_peaks(profiles: Mapping[str, dict]) -> dict[str, dict[str, float]]:
-    """{device key: {kernel dtype: best FLOP/s over every profile taken on that device}}."""
-    out: dict[str, dict[str, float]] = {}
-    for prof in profiles.values():
-        best = out.setdefault(_device_key(prof), {})
-        for kind, v in _peak_candidates(prof).items():
-            best[kind] = max(best.get(kind, 0.0), float(v))
-    return out
-
-
-def _model_peak(prof: dict, device_peaks: Mapping[str, dict[str, float]]) -> tuple[float | None, Any]:
-    """(FLOP/s, kernel dtype) bounding a model: the device's best measured peak of the model's kernels
-    (every profile on the same device counts: the peak belongs to the device, one job's may be low)."""
-    peak = prof.get("peak_flops") if isinstance(prof.get("peak_flops"), dict) else {}
-    peak_flops, peak_dtype = None, peak.get("dtype")
-    for kind in _peak_candidates(prof):
-        best = device_peaks.get(_device_key(prof), {}).get(kind)
-        if best is not None and (peak_flops is None or best > peak_flops):
-            peak_flops, peak_dtype = best, kind
-    return peak_flops, peak_dtype
-
-
-def _add_floors(timed: Sequence[dict], peak_flops: float | None) -> None:
-    """Each timed point's floor (2·MACs / peak) and the % of peak its median reaches, in place."""
-    for e in timed:
-        if e.get("macs") is not None and peak_flops:
-            e["floor_ms"] = 2 * e["macs"] / peak_flops * 1000.0
-            e["pct_of_peak"] = e["floor_ms"] / e["median"] * 100.0 if e.get("median") else None
-
-
 def _timing_warnings(m: str, prof: dict, points: Sequence[dict], cfg_runs: float | None,
                      warnings: list[str]) -> None:
     """Too few timed runs, lengths the profiler skipped, failed torch.compile runs."""
@@ -201,8 +148,9 @@ def _per_task_path(value: Any, task: str) -> Any:
 
 
 def _row(m: str, inp: collect.Inputs, teacher: dict, tasks: list[str], device_peaks: dict, cfg_runs: float | None,
-         warnings: list[str]) -> dict:
-    """One model's leaderboard row; `teacher` holds the teacher's figures the ratios are against."""
+         models: list[str], warnings: list[str]) -> dict:
+    """One (model, form) row of the leaderboard; `teacher` holds the teacher's fp32 figures the ratios are
+    against."""
     prof = inp.profiles[m]
     params = prof.get("parameters") or {}
     macs = prof.get("macs") or {}
@@ -210,9 +158,14 @@ def _row(m: str, inp: collect.Inputs, teacher: dict, tasks: list[str], device_pe
     len_bs, lat_len = collect.latency_by_length(prof)
     _timing_warnings(m, prof, [*lat.values(), *lat_len.values()], cfg_runs, warnings)
     timed = [*lat.values(), *lat_len.values(), *lat_compiled.values()]
-    peak_flops, peak_dtype = _model_peak(prof, device_peaks)
-    _add_floors(timed, peak_flops)
-    dev = _device(prof)
+    form = deployed.row_form(m, inp.metas[m], prof, models, warnings)
+    fl = floors.apply_floors(prof, timed, form["kernels"], form["backend"],
+                             device_peaks.get(floors.device_key(prof), {}))
+    if fl["missing_peaks"]:
+        warnings.append(f"{m}: no {' or '.join(fl['missing_peaks'])} matmul peak measured on its device; its floors "
+                        "are the profile's own where it has them, never at another dtype's peak")
+    peak_flops, peak_dtype = fl["peak_flops_per_s"], fl["peak_dtype"]
+    dev = floors.device_of(prof)
     task_scores = _per_task(inp.scores[m], "score")
     glue = _glue(task_scores, tasks)
     glue_nw = _glue(task_scores, tasks, exclude=("wnli",))
@@ -228,6 +181,7 @@ def _row(m: str, inp: collect.Inputs, teacher: dict, tasks: list[str], device_pe
     return {
         "model": m,
         "is_teacher": m == teacher["model"],
+        **form,
         "method": joined["method"],
         "base_model": joined["base_model"],
         "distilled_from": joined["distilled_from"],
@@ -247,6 +201,10 @@ def _row(m: str, inp: collect.Inputs, teacher: dict, tasks: list[str], device_pe
         "latency_by_length_ms": lat_len,
         "speedup_by_length": _speedups(lat_len, teacher["latency_by_length"]),
         "peak_flops_per_s": peak_flops,
+        "peaks": fl["peaks"],
+        "floor_dtype": fl["floor_dtype"],
+        "floors_from": fl["floors_from"],
+        "held_back": floors.held_back(lat, prof),
         "timing": {
             "device": dev.get("name"),
             "device_type": dev.get("type"),
@@ -255,6 +213,9 @@ def _row(m: str, inp: collect.Inputs, teacher: dict, tasks: list[str], device_pe
             "runs": _least(timed, "runs"),
             "peak_flops_per_s": peak_flops,
             "peak_dtype": peak_dtype if peak_flops is not None else None,
+            "floor_dtype": fl["floor_dtype"],
+            "timed_with": form["timed_with"],
+            "emulated": form["emulated"],
         },
         "compression": ratio(teacher["parameters"], params.get("total")),
         "peak_memory_mb": num(prof.get("peak_memory_mb")),
@@ -334,8 +295,9 @@ def _provenance(results: Path, inp: collect.Inputs, teacher: str, config: Any, c
         },
         "device": dev,
         "int8_support": int8_support(dev.get("cpu_flags") or []),
+        "instruction_sets": deployed.instruction_sets(dev.get("cpu_flags") or []),
         "peak_flops": t_prof.get("peak_flops"),
-        "device_peak_flops": device_peaks.get(_device_key(t_prof), {}),
+        "device_peak_flops": device_peaks.get(floors.device_key(t_prof), {}),
         "data": inp.data,
         "stage_seconds": collect.read_stage_seconds(results / "benchmarks", warnings),
     }
@@ -357,11 +319,15 @@ def build_leaderboard(
     tasks: Sequence[str],
     config: Any,
     generated_at: str | None = None,
+    skipped_forms: Sequence[dict] | None = None,
 ) -> dict:
-    """Read every input under `results` and return the leaderboard.json document (writes nothing)."""
+    """Read every input under `results` and return the leaderboard.json document (writes nothing).
+    `skipped_forms`: the (model, form) rows the workflow did not run, with why ({"model", "form", "row",
+    "reason"}), shown as notes."""
     results = Path(results)
     models, tasks = list(models), list(tasks)
     _validate_args(models, teacher, tasks)
+    skipped = deployed.check_skipped_forms(list(skipped_forms or []), "skipped forms")
     warnings: list[str] = []
     try:
         cfg_sha = config_sha256(config)
@@ -373,10 +339,9 @@ def build_leaderboard(
     cfg_profile = config.get("profile") if isinstance(config, dict) else None
     cfg_runs = num(cfg_profile.get("runs")) if isinstance(cfg_profile, dict) else None
     teacher_figs = _teacher_figures(inp, teacher, tasks)
-    device_peaks = _device_peaks(inp.profiles)
-    rows = [_row(m, inp, teacher_figs, tasks, device_peaks, cfg_runs, warnings) for m in models]
-    order = {m: i for i, m in enumerate(models)}
-    rows.sort(key=lambda r: (r["glue_score"] is None, -(r["glue_score"] or 0.0), order[r["model"]]))
+    device_peaks = floors.device_peaks(inp.profiles)
+    rows = [_row(m, inp, teacher_figs, tasks, device_peaks, cfg_runs, models, warnings) for m in models]
+    deployed.sort_rows(rows, models)
     pareto = _mark_pareto(rows, teacher_figs["latency"])
 
     _setup_warnings(inp, models, teacher, warnings)
@@ -391,6 +356,9 @@ def build_leaderboard(
         "tasks": tasks,
         "rows": rows,
         "pareto": pareto,
+        "best_per_budget": budget.budget_tables(rows, teacher, score=pareto["score"]),
+        "forms": deployed.forms_summary(rows),
+        "skipped_forms": deployed.skipped_notes(skipped, models, warnings),
         "curves": inp.curves,
         "provenance": provenance,
         "ablations": ablations,

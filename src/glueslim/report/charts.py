@@ -11,6 +11,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import markupsafe
 
 from glueslim.report.build import pareto_frontier
+from glueslim.report.markers import marker
 from glueslim.report.values import num
 
 PALETTE = ("#1f77b4", "#d95f02", "#2ca02c", "#7570b3", "#e7298a", "#8c564b", "#17becf", "#bcbd22",
@@ -160,12 +161,14 @@ def svg_chart(
     large: bool = False,
     dashed: Iterable[str] = (),
     dashed_label: str = "floor (dashed)",
+    markers: Mapping[str, str] | None = None,
 ) -> markupsafe.Markup:
     """An inline SVG line chart: one <polyline> per series, a dot per point, ticks, axis labels, legend.
 
     A point is (x, y) or (x, y, tooltip). Missing or non-finite values, and values <= 0 on a log axis,
     are skipped. `legend`: "top" (one row under the title) or "right" (one per line). All text is
-    escaped. Series named in `dashed` are drawn as dashed reference lines without dots.
+    escaped. Series named in `dashed` are drawn as dashed reference lines without dots. `markers`: the dot
+    shape of a series (markers.SHAPES; default a circle).
     """
     esc = markupsafe.escape
     dashed = {str(n) for n in dashed}
@@ -198,16 +201,18 @@ def svg_chart(
                      f'points="{coords}"/>')
         if name in dashed:
             p = []  # no dots: a reference line
+        shape = (markers or {}).get(name, "circle")
         for q in p:
-            tip = f"<title>{esc(q[2])}</title>" if len(q) > 2 and q[2] is not None else ""
-            parts.append(f'<circle cx="{xa(float(q[0])):.1f}" cy="{ya(float(q[1])):.1f}" r="2.4" '
-                         f'fill="{color}">{tip}</circle>')
+            tip = str(q[2]) if len(q) > 2 and q[2] is not None else None
+            parts.append(marker(shape, xa(float(q[0])), ya(float(q[1])), 2.4 if shape == "circle" else 2.8,
+                                f' fill="{color}"', tip))
         if name in dashed:
             continue  # one legend key for all of them, below
         if legend == "right":
             lx, ly = width - legend_w, top + 6 + 14 * legend_i
             parts.append(f'<rect x="{lx}" y="{ly - 4}" width="10" height="3" fill="{color}"/>'
-                         f'<text class="legend" x="{lx + 13}" y="{ly}">{esc(name)}</text>')
+                         + (marker(shape, lx + 5, ly - 2.5, 3.2, f' fill="{color}"') if shape != "circle" else "")
+                         + f'<text class="legend" x="{lx + 13}" y="{ly}">{esc(name)}</text>')
             legend_i += 1
         else:
             parts.append(f'<rect x="{lx}" y="20" width="10" height="3" fill="{color}"/>'
@@ -242,11 +247,14 @@ def svg_pareto(
     width: int = 760,
     height: int = 400,
     colors: Mapping[str, str] | None = None,
+    shapes: Mapping[str, str] | None = None,
 ) -> markupsafe.Markup:
     """Score (y) against latency (x, log scale), marker area proportional to `size` (parameters), the
     Pareto frontier as a dashed staircase: the best score reachable within each latency budget.
 
-    points: {"name", "x", "y", "size", "is_teacher", "tooltip"}; ones without a positive x or a y are left out.
+    points: {"name", "x", "y", "size", "is_teacher", "tooltip", "shape", "label"}; ones without a positive x or
+    a y are left out. `shape` is a markers.SHAPES name (default a circle), `label` the text beside it (default
+    the name). `shapes`: {form: shape} for the legend, when the plot mixes forms.
     """
     esc = markupsafe.escape
     pts = [p for p in points if num(p.get("x")) is not None and p["x"] > 0 and num(p.get("y")) is not None]
@@ -289,10 +297,10 @@ def svg_pareto(
         stroke = ' stroke="#1b1f24" stroke-width="2"' if p.get("is_teacher") else ' stroke="#fff" stroke-width="1"'
         on = p["name"] in front
         tip = p.get("tooltip") or p["name"]
-        parts.append(f'<circle class="point" data-model="{esc(p["name"])}" data-frontier="{int(on)}" '
-                     f'cx="{cx:.1f}" cy="{cy:.1f}" r="{r:.1f}" fill="{color}" fill-opacity="0.75"{stroke}>'
-                     f"<title>{esc(tip)}</title></circle>")
-        text = f'{p["name"]}{" ★" if on else ""}'
+        parts.append(marker(p.get("shape") or "circle", cx, cy, r,
+                            f' class="point" data-model="{esc(p["name"])}" data-frontier="{int(on)}" fill="{color}" '
+                            f'fill-opacity="0.75"{stroke}', str(tip)))
+        text = f'{p.get("label") or p["name"]}{" ★" if on else ""}'
         w, h = 6.4 * len(text), 12.0
         # candidate spots around the marker; the one overlapping other labels, markers and the frame least
         spots = [(cx + r + 3, cy + 4, "start"), (cx - r - 3, cy + 4, "end"),
@@ -335,6 +343,13 @@ def svg_pareto(
             parts.append(f'<circle cx="{lx + 18}" cy="{yy:.1f}" r="{r:.1f}" fill="#c9ced4" stroke="#8a939d"/>'
                          f'<text class="legend" x="{lx + 42}" y="{yy + 4:.1f}">{esc(f"{smax * frac / 1e6:.1f}")}M</text>')
             yy += r + 6
+        ly = yy - 62
+    if shapes and len(shapes) > 1:  # one line per form: its marker shape
+        parts.append(f'<text class="legend" x="{lx}" y="{ly + 72}">form (marker shape)</text>')
+        for k, (form, shape) in enumerate(shapes.items()):
+            yk = ly + 88 + 15 * k
+            parts.append(marker(shape, lx + 11, yk - 3.5, 5.0, ' fill="#c9ced4" stroke="#5b6470"')
+                         + f'<text class="legend" x="{lx + 28}" y="{yk}">{esc(form)}</text>')
     parts.append("</svg>")
     return markupsafe.Markup("".join(parts))
 

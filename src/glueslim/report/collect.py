@@ -139,6 +139,7 @@ def lat_entry(e: dict) -> dict:
         "macs": num(e.get("macs")),
         "floor_ms": num(e.get("floor_ms")),
         "pct_of_peak": num(e.get("pct_of_peak")),
+        "floor_dtype": e.get("floor_dtype") if isinstance(e.get("floor_dtype"), str) else None,
     }
 
 

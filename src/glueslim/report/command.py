@@ -15,6 +15,7 @@ from typing import Any, Mapping
 from glueslim import io as gio
 from glueslim.errors import UserError
 from glueslim.report.build import build_leaderboard
+from glueslim.report.deployed import check_skipped_forms
 from glueslim.submission import load_summaries
 from glueslim.report.render import FIGURES, build_charts, figures, render_html
 
@@ -37,6 +38,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="once every file is written, copy them here too (DIR/leaderboard.json, DIR/leaderboard.html, "
                         "DIR/figures/*.svg): all staged first, then each renamed into place; a failed render leaves "
                         "DIR as it was (the workflow renders to results/leaderboard/ and publishes to reports/)")
+    p.add_argument("--skipped-forms", default=None, metavar="JSON",
+                   help='deployed forms the workflow did not run, as a JSON list of {"model", "form", "row", "reason"} '
+                        "objects (e.g. bf16 on a CPU without AVX512-BF16/AMX): each is a note in the report")
     p.add_argument("--submissions", type=Path, default=None,
                    help="GLUE server zips (DIR/<model>.zip, .json; glueslim.submission): the page links each and "
                         "lists the files a complete submission lacks; --publish copies them to glue_submission/")
@@ -57,6 +61,16 @@ def _load_config(args: argparse.Namespace) -> Any:
         return json.loads(text, parse_constant=_reject_constant)
     except ValueError as e:
         raise UserError(f"{where} is not valid JSON: {e}") from None
+
+
+def _load_skipped(text: str | None) -> list[dict]:
+    if text is None:
+        return []
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except ValueError as e:
+        raise UserError(f"--skipped-forms is not valid JSON: {e}") from None
+    return check_skipped_forms(value)
 
 
 def publish(files: Mapping[str, Path], dest: Path) -> None:
@@ -91,7 +105,8 @@ def _umask() -> int:
 
 def run(args: argparse.Namespace) -> None:
     config = _load_config(args)
-    doc = build_leaderboard(args.results, args.models, args.teacher, args.tasks, config)
+    doc = build_leaderboard(args.results, args.models, args.teacher, args.tasks, config,
+                            skipped_forms=_load_skipped(args.skipped_forms))
     if args.submissions is not None:
         doc["glue_submission"] = load_summaries(args.submissions, args.models)
     charts = build_charts(doc)

@@ -15,7 +15,10 @@ import jinja2
 import markupsafe
 
 from glueslim import tasks as gtasks
+from glueslim.forms import FORMS
 from glueslim.report.charts import CHART_CSS, PALETTE, standalone_svg, svg_chart, svg_line_chart, svg_pareto
+from glueslim.report.floors import BELOW_PEAK_PCT
+from glueslim.report.markers import form_shapes
 from glueslim.report.values import num, unique
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"  # package data: glueslim/templates
@@ -123,6 +126,9 @@ def _timing_text(t: Mapping[str, Any] | None) -> str:
     return " · ".join(b for b in bits if b) or "—"
 
 
+_BACKENDS = {"pytorch": "PyTorch", "onnxruntime": "ONNX Runtime"}
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
@@ -131,7 +137,7 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(score=_f_score, num=_f_num, sig=_f_sig, sortval=_sortval, hms=_hms, si=_si, timing=_timing_text,
+    env.filters.update(backend=lambda b: _BACKENDS.get(b or "pytorch", str(b)), score=_f_score, num=_f_num, sig=_f_sig, sortval=_sortval, hms=_hms, si=_si, timing=_timing_text,
                        heat_bg=lambda v: heat_color(v)[0], heat_fg=lambda v: heat_color(v)[1])
     env.globals.update(svg_line_chart=svg_line_chart)
     return env
@@ -144,8 +150,11 @@ def _environment() -> jinja2.Environment:
 def _curve_views(doc: dict) -> list[dict]:
     """Per model, per task: the two loss charts (pre-rendered SVG) and the per-epoch table columns."""
     views = []
+    names = {r["model"] for r in doc["rows"]}
     for row in doc["rows"]:
         m = row["model"]
+        if row.get("source_model", m) != m and row["source_model"] in names:
+            continue  # a deployed form of a model on the board: the same training run, shown once
         cards = []
         for t in doc["tasks"]:
             curve = doc["curves"].get(m, {}).get(t)
@@ -178,23 +187,34 @@ _SWEEPS = (
 )
 
 
-def _latency_tip(model: str, e: dict) -> str:
-    floor = "" if e.get("floor_ms") is None else f", floor {e['floor_ms']:.2f} ms ({e.get('pct_of_peak') or 0:.1f}% of peak)"
+def _label(row: Mapping) -> str:
+    """A row's name in the charts: its name, and "(emulated)" when it was timed without native kernels."""
+    return f"{row['model']} (emulated)" if row.get("emulated") else row["model"]
+
+
+def _latency_tip(label: str, e: dict) -> str:
+    dtype = f"{e['floor_dtype']} " if e.get("floor_dtype") else ""
+    floor = ("" if e.get("floor_ms") is None
+             else f", floor {e['floor_ms']:.2f} ms ({e.get('pct_of_peak') or 0:.1f}% of the {dtype}peak)")
     iqr = "" if e.get("iqr") is None else f" ± {e['iqr']:.2f}"
-    return (f"{model}: batch {e.get('batch_size')} × {e.get('seq_length')} tokens: "
+    return (f"{label}: batch {e.get('batch_size')} × {e.get('seq_length')} tokens: "
             f"{e['median']:.2f}{iqr} ms (median ± IQR, {e.get('runs')} runs){floor}")
 
 
 def _speed_views(doc: dict, colors: Mapping[str, str]) -> dict:
-    """The latency-against-length and -batch charts (SVG): each model's medians, and its floor dashed in its
-    colour; and the column keys of their tables."""
+    """The latency-against-length and -batch charts (SVG): each row's medians (its form's marker shape), and its
+    floor dashed in its colour; and the column keys of their tables."""
     rows = doc["rows"]
     keys, medians, floors = {}, {}, {}
+    shapes = _shapes(doc)
+    markers = {_label(r): shapes.get(r.get("form", "fp32"), "circle") for r in rows}
+    colors = {_label(r): colors[r["model"]] for r in rows}
     for sweep, field, x, *_ in _SWEEPS:
         keys[sweep] = sorted(unique(k for r in rows for k in r.get(field) or {}), key=_key_int)
-        points = {r["model"]: [e for k in keys[sweep] if (e := (r.get(field) or {}).get(k))] for r in rows}
-        medians[sweep] = {m: [(e.get(x), e.get("median"), _latency_tip(m, e)) for e in es
-                              if e.get("median") is not None] for m, es in points.items()}
+        points = {_label(r): [e for k in keys[sweep] if (e := (r.get(field) or {}).get(k))] for r in rows}
+        medians[sweep] = {m: pts for m, es in points.items()
+                          if (pts := [(e.get(x), e.get("median"), _latency_tip(m, e)) for e in es
+                                      if e.get("median") is not None])}  # a form row has no length sweep
         floors[sweep] = {f"{m} floor": pts for m, es in points.items()
                          if (pts := [(e.get(x), e.get("floor_ms")) for e in es if e.get("floor_ms") is not None])}
     dashed = [name for sweep in floors.values() for name in sweep]
@@ -206,7 +226,7 @@ def _speed_views(doc: dict, colors: Mapping[str, str]) -> dict:
         out[f"{sweep}_chart"] = svg_chart(
             {**medians[sweep], **floors[sweep]}, title, x_label=x_label, y_label="ms per forward pass",
             x_log=True, y_log=True, x_ticks=[_key_int(k) for k in keys[sweep]] or None, width=620, height=330,
-            legend="right", colors=colors, large=True, dashed=dashed,
+            legend="right", colors=colors, large=True, dashed=dashed, markers=markers,
             dashed_label="floor: 2·MACs / peak") if keys[sweep] else None
     return out
 
@@ -215,20 +235,29 @@ def _pareto_chart(doc: dict, colors: Mapping[str, str]) -> markupsafe.Markup | N
     key = (doc.get("pareto") or {}).get("latency")
     if key is None:
         return None
-    pts = []
+    pts, shapes = [], _shapes(doc)
     for r in doc["rows"]:
         lat = r["latency_ms"].get(key) or {}
         if lat.get("median") is None or r["glue_score"] is None:
             continue
         params = "—" if r["parameters"] is None else f"{r['parameters'] / 1e6:.1f}M parameters"
-        pts.append({"name": r["model"], "x": lat["median"], "y": r["glue_score"] * 100, "size": r["parameters"],
-                    "is_teacher": r["is_teacher"],
-                    "tooltip": f"{r['model']} ({r['method'] or '—'}): GLUE {r['glue_score'] * 100:.1f}, "
-                               f"{lat['median']:.2f} ms at {key.replace('_', ' ')} × {lat.get('seq_length')} tokens, {params}"})
+        form = r.get("form", "fp32")
+        pts.append({"name": r["model"], "label": _label(r), "x": lat["median"], "y": r["glue_score"] * 100,
+                    "size": r["parameters"], "is_teacher": r["is_teacher"], "shape": shapes.get(form, "circle"),
+                    "tooltip": f"{_label(r)} ({r['method'] or '—'}; {form}, {r.get('backend', 'pytorch')}): GLUE "
+                               f"{r['glue_score'] * 100:.1f}, {lat['median']:.2f} ms at {key.replace('_', ' ')} × "
+                               f"{lat.get('seq_length')} tokens, {params}"})
     seq = next((r["latency_ms"][key].get("seq_length") for r in doc["rows"] if key in r["latency_ms"]), None)
-    return svg_pareto(pts, "GLUE score against latency: which model to ship",
+    used = unique(r.get("form", "fp32") for r in doc["rows"])
+    return svg_pareto(pts, "GLUE score against latency: which model and form to ship",
                       x_label=f"latency, ms (median, {key.replace('_', ' ')} × {seq} tokens, log scale)",
-                      y_label=f"GLUE score ({doc['split']}, ×100)", colors=colors)
+                      y_label=f"GLUE score ({doc['split']}, ×100)", colors=colors,
+                      shapes={f: shapes[f] for f in shapes if f in used})
+
+
+def _shapes(doc: dict) -> dict[str, str]:
+    """{form: marker shape}: fp32 a circle, the others in glueslim.forms order (stable across renders)."""
+    return form_shapes([*FORMS, *sorted({r.get("form", "fp32") for r in doc["rows"]} - set(FORMS))])
 
 
 def _ablation_views(doc: dict) -> list[dict]:
@@ -256,10 +285,12 @@ def figures(doc: dict, charts: dict | None = None) -> dict[str, str]:
 
 
 def _model_colors(doc: dict) -> dict[str, str]:
-    """One colour per model, the same in every chart (in --models order, so stable across renders)."""
-    order = list(doc.get("curves") or {}) or [r["model"] for r in doc["rows"]]
-    order += [r["model"] for r in doc["rows"] if r["model"] not in order]
-    return {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(order)}
+    """{row: colour}: one colour per model, shared by its deployed forms (told apart by marker shape), the same
+    in every chart (in --models order, so stable across renders)."""
+    source = {r["model"]: r.get("source_model", r["model"]) for r in doc["rows"]}
+    order = unique(source.get(m, m) for m in [*(doc.get("curves") or {}), *source])
+    index = {m: i for i, m in enumerate(order)}
+    return {m: PALETTE[index[source.get(m, m)] % len(PALETTE)] for m in unique([*(doc.get("curves") or {}), *source])}
 
 
 def render_html(doc: dict, charts: dict | None = None) -> str:
@@ -285,4 +316,5 @@ def render_html(doc: dict, charts: dict | None = None) -> str:
         config_pretty=json.dumps(prov["config"], indent=2, sort_keys=True, ensure_ascii=False),
         stage_total=stage_total,
         chart_css=markupsafe.Markup(CHART_CSS),
+        below_peak_pct=BELOW_PEAK_PCT,
     )
