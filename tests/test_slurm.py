@@ -240,7 +240,8 @@ def test_workflow_runs_on_slurm_through_the_profile(slurm, tmp_path):
     cfg = base_config(tiny_glue(main), str(model), ["sst2"])
     cfg["students"], cfg["baselines"], cfg["pruning"]["models"] = cfg["students"][:1], [], []
     cfg["profile"].update(batch_sizes=[1], compile_batch_sizes=[])
-    cfg["deploy"]["forms"] = ["fp32", "int8-static"]
+    # a GPU box runs no CPU-kernel form natively: emulated, the int8 form's jobs run on the CPU nodes
+    cfg["deploy"].update(forms=["fp32", "int8-static"], emulated=True)
     (main / "config.yaml").write_text(yaml.safe_dump(cfg))
     # the run whose teacher is killed: epochs of a few seconds (3000 SST-2 rows), 3 of them
     killed = tmp_path / "killed"

@@ -329,10 +329,15 @@ def test_real_teacher_on_a_few_hundred_sst2_examples(tmp_path):
     cfg["deploy"] = {"models": ["teacher"], "forms": ["fp32", "int8-static"]}  # scored in its form
     res = snakemake(tmp_path, cfg)
     assert res.returncode == 0, res.stderr[-4000:]
-    doc = check_leaderboard(tmp_path, ["sst2"], ["teacher", "distil"])
-    teacher = next(r for r in doc["rows"] if r["model"] == "teacher")
+    doc = check_leaderboard(tmp_path, ["sst2"], ["teacher", "distil", "teacher-int8-static"])
+    rows = {r["model"]: r for r in doc["rows"]}
+    teacher = rows["teacher"]
     # 100 optimizer steps on 800 examples lift the real encoder well above the 50.9% majority class of SST-2 dev
     assert teacher["task_scores"]["sst2"] > 0.7
+    # its int8 form, calibrated on training examples and scored in int8, keeps nearly all of it
+    int8 = rows["teacher-int8-static"]
+    assert int8["form"] == "int8-static" and abs(int8["task_scores"]["sst2"] - teacher["task_scores"]["sst2"]) < 0.05
+    assert int8["size_on_disk_mb"] < teacher["size_on_disk_mb"]
     manifest = json.loads((tmp_path / "results/data/sst2/manifest.json").read_text())
     dev = next(f for f in manifest["source_files"] if f["split"] == "validation")
     # the sha256 that ../shared/data/PROVENANCE.md lists for SST-2/dev.tsv
