@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import re
 import statistics
 import sys
 import time
@@ -34,7 +33,6 @@ FLAGS = ("avx512_bf16", "amx_bf16", "amx_int8", "avx512_vnni", "avx_vnni", "avx5
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 BATCHES = (1, 32)
 PEAK_SHARE = 0.80  # every form's target share of its dtype's peak at the largest batch
-MATMUL_WORDS = ("mm", "matmul", "linear", "gemm", "attention", "qlinear", "conv")
 VARIANT_LABEL = {"eager": "eager", "compiled": "torch.compile", "ort": "ORT session"}
 
 
@@ -155,47 +153,16 @@ def _time(model, seq: int, batch: int, runs: int, warmup: int) -> dict:
             "warmup": warmup, "first_call_s": first}
 
 
-def _torch_holdbacks(model, seq: int, batch: int) -> dict:
-    """One profiled forward pass: the top ops by self time (torch.profiler), each with its share."""
-    import torch
-    from torch.profiler import ProfilerActivity, profile
-
+def _holdbacks(model, folder: Path, seq: int, batch: int, threads: int) -> dict:
+    """Where a form's time goes at `batch` x `seq`: glueslim.holdbacks, as the profile job records it."""
     from glueslim.flops import dummy_inputs
     from glueslim.forms import model_device
+    from glueslim.holdbacks import ort_holdbacks, torch_holdbacks
 
+    if not hasattr(model, "parameters"):  # an ONNX Runtime session
+        return ort_holdbacks(folder, threads, batch, seq)
     device = model_device(model)
-    inputs = dummy_inputs(model, batch, seq, device)
-    cuda = device.type == "cuda"
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
-    with torch.inference_mode():
-        model(**inputs)  # compiled already; warm
-        with profile(activities=activities) as prof:
-            model(**inputs)
-            if cuda:
-                torch.cuda.synchronize()
-    key = "self_device_time_total" if cuda else "self_cpu_time_total"
-    events = [(e.key, getattr(e, key) / 1000.0) for e in prof.key_averages()]
-    return _ranked(events, f"torch.profiler, one forward pass at batch {batch}, {key}")
-
-
-def _ranked(events: list[tuple[str, float]], how: str) -> dict:
-    merged: dict[str, float] = {}
-    for op, ms in events:  # one name for every compiled graph's call
-        op = re.sub(r"^## Call CompiledFxGraph \w+ ##$", "compiled graph (inductor's fused kernels)", op)
-        merged[op] = merged.get(op, 0.0) + ms
-    events = list(merged.items())
-    total = sum(ms for _, ms in events) or 1.0
-    ranked = sorted(events, key=lambda kv: kv[1], reverse=True)
-    matmul = sum(ms for op, ms in events if any(w in op.lower() for w in MATMUL_WORDS) and op != "other")
-    return {"how": how, "matmul_share": matmul / total,
-            "top": [{"op": op, "ms": ms, "share": ms / total} for op, ms in ranked[:8]]}
-
-
-def _ort_holdbacks(folder: Path, seq: int, batch: int, threads: int) -> dict:
-    from glueslim.onnx_forms import ort_time_by_op
-
-    ops = ort_time_by_op(folder, batch, seq, threads)
-    return _ranked([(o["op"], o["ms"]) for o in ops], f"ONNX Runtime profiling, node time per op type, batch {batch}")
+    return torch_holdbacks(model, dummy_inputs(model, batch, seq, device), device=device, batch_size=batch)
 
 
 def _deploy(args, name: str, form: str, source: Path, task, data_dir: Path, out: Path, where: str) -> dict:
@@ -327,9 +294,7 @@ def _time_variant(args, row: dict, folder: Path, device, rows: list[dict]) -> No
               + (f", {100 * share:.0f}% of peak" if share is not None else ""), flush=True)
         if batch == BATCHES[-1] and share is not None and share < PEAK_SHARE:
             try:
-                row["holdbacks"] = (_ort_holdbacks(folder, args.max_seq_length, batch, args.threads)
-                                    if row["variant"] == "ort"
-                                    else _torch_holdbacks(model, args.max_seq_length, batch))
+                row["holdbacks"] = _holdbacks(model, folder, args.max_seq_length, batch, args.threads)
             except Exception as e:  # noqa: BLE001 - the latency stands without its breakdown
                 row["holdbacks"] = {"error": f"{type(e).__name__}: {str(e)[:300]}"}
         del model
@@ -401,8 +366,10 @@ def _holdback_text(row: dict) -> str:
         return " (no profile recorded)"
     if "error" in h:
         return f" (profiling failed: {h['error']})"
-    top = ", ".join(f"{o['op']} {100 * o['share']:.0f}%" for o in h["top"][:4])
-    return f"; held back by ({h['how']}): matrix products {100 * h['matmul_share']:.0f}% of the time; top: {top}"
+    ops = h.get("top_ops") or h.get("top") or []  # glueslim.holdbacks' record (results before it: "top", "how")
+    top = ", ".join(f"{o['op']} {100 * o['share']:.0f}%" for o in ops[:4])
+    how = h.get("source") or h.get("how")
+    return f"; held back by ({how}): matrix products {100 * h['matmul_share']:.0f}% of the time; top: {top}"
 
 
 class _Model:

@@ -15,24 +15,20 @@ with `load_state_dict(assign=True)`: the loaded model computes exactly what the 
 from __future__ import annotations
 
 import json
-import logging
 import random
 from pathlib import Path
 
-# torchao logs warnings about its optional CUDA/Triton kernel libraries when imported (here, or by transformers)
-logging.getLogger("torchao").setLevel(logging.ERROR)
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import DataCollatorWithPadding
 
-import torch  # noqa: E402
-from safetensors import safe_open  # noqa: E402
-from safetensors.torch import load_file, save_file  # noqa: E402
-from torch import nn  # noqa: E402
-from transformers import DataCollatorWithPadding  # noqa: E402
-
-from glueslim.batching import MODEL_INPUTS, encode, sorted_batches  # noqa: E402
-from glueslim.data import load_split  # noqa: E402
-from glueslim.errors import UserError  # noqa: E402
-from glueslim.modelfiles import DAMAGED, TORCHAO_INT8  # noqa: E402
-from glueslim.modeling import architecture, check_local_model, load_for_inference, load_weights, read_safetensors  # noqa: E402
+from glueslim.batching import MODEL_INPUTS, encode, sorted_batches
+from glueslim.data import load_split
+from glueslim.errors import UserError
+from glueslim.modelfiles import DAMAGED, TORCHAO_INT8
+from glueslim.modeling import architecture, check_local_model, load_for_inference, load_weights, read_safetensors
 
 FLOAT_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 INT8_FORMS = ("int8-dynamic", "int8-static")
