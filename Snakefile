@@ -12,6 +12,7 @@ sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 from glueslim.config import by_name, check_config, check_schema, config_file_problem, retype_cli_values  # noqa: E402
 from glueslim.data import check_local_copy, resolve_glue_dir  # noqa: E402
 from glueslim.errors import UserError  # noqa: E402
+from glueslim.runs import add_twins, check_runs  # noqa: E402
 
 # The workflow's config.yaml is read here (below): a broken one is named before Snakemake's own loader
 # reports it without the file's name. Files given with --configfile are read by Snakemake's command line
@@ -30,11 +31,13 @@ try:
     check_schema(config, os.path.join(workflow.basedir, "workflow/schemas/config.schema.yaml"))
     validate(config, "workflow/schemas/config.schema.yaml")  # fills in the defaults
     check_config(config)  # everything a schema cannot check: glueslim.config
+    check_runs(config)  # seeds, twins, ablation rows, published links: glueslim.runs
     if glue_dir := resolve_glue_dir(config["data"]["glue_dir"]):
         check_local_copy(glue_dir, config["tasks"])  # every configured task's train and dev file
 except UserError as e:
     sys.exit(f"glueslim: {e}")
 by_name(config)  # students, baselines, tinybert.students: dicts by name from here on
+add_twins(config)  # students with twin: true get their no-KD twin <name>-nokd
 
 
 # every job reads tokenized texts from here when another job already tokenized them with the same tokenizer

@@ -95,4 +95,7 @@ def stub_config(tmp_path: Path, teacher: Path, glue_tasks: tuple[str, ...] = ("S
     cfg["teacher"]["model"] = str(teacher)
     for b in cfg["baselines"]:
         b["model"] = str(teacher)
+    for s in cfg["students"]:  # a student that starts from a checkpoint starts from the teacher's
+        if s.get("init") == "FILLED_IN_BY_THE_TEST":
+            s["init"] = str(teacher)
     return cfg

@@ -203,3 +203,19 @@ def add_form(results: Path, source: str, form: str, *, lat: dict | None = None, 
         (results / "models" / row / t / "train_log.jsonl").write_text(
             (results / "models" / source / t / "train_log.jsonl").read_text(), encoding="utf-8")
     return row
+
+
+# --------------------------------------------------------------------------------------------
+# seeds: score files of a row's other runs (`<row>-seed<S>`), which have no profile or model folder
+# --------------------------------------------------------------------------------------------
+
+def write_scores(results: Path, run: str, metrics: dict) -> None:
+    """results/scores/<run>.json with these metrics {task: {metric: value}} (scores: the metrics' mean)."""
+    tasks = {t: {"metrics": m, "score": sum(m.values()) / len(m), "n": 100} for t, m in metrics.items()}
+    _write(results / "scores" / f"{run}.json", {"model": run, "split": "dev", "tasks": tasks})
+
+
+def add_model(results: Path, name: str) -> str:
+    """Another student row `name` (the fixture student's profile, model folders and scores under its name)."""
+    make_results(results.parent, student_name=name)
+    return name

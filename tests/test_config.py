@@ -149,7 +149,7 @@ def test_config_checks_beyond_the_schema(tmp_path, tiny_bert):
     cfg["hf"] = {"offline": True, "cache": str(tmp_path / "no-cache")}
     students = cfg["students"] if isinstance(cfg["students"], list) else [{"name": k, **v} for k, v in cfg["students"].items()]
     students = [s for s in students if s.get("arch", "distilbert") == "distilbert"][:1]
-    students[0].update(num_layers=2, layer_map=[0, 1, 2])
+    students[0].update(num_layers=2, layer_map=[0, 1, 2], init=None)  # the teacher's own layers
     cfg["students"] = students
     cfg["baselines"] = [{"name": "b1", "model": "org/not-cached", "revision": None}] if "baselines" in cfg else []
     problems = config_problems(cfg)
@@ -191,7 +191,8 @@ def test_model_names_are_unique_and_compressed_models_name_a_model_of_the_run():
     assert model_name_problems(cfg) == []
     cfg["deploy"]["models"] = []  # every model of the run, pruned ones included
     assert {d["source"] for d in deployed_models(cfg).values()} == {
-        "teacher", "distil", "albert", *(b["name"] for b in cfg["baselines"]), *pruned_models(cfg)}
+        "teacher", "distil", "albert", *(t["name"] for t in cfg["tinybert"]["students"]),
+        *(b["name"] for b in cfg["baselines"]), *pruned_models(cfg)}
     cfg["baselines"].append({"name": "distil-pruned20", "model": "org/x"})
     cfg["baselines"].append({"name": "distil-onnx", "model": "org/y"})
     cfg["tinybert"]["students"] = [{"name": "albert"}]
@@ -199,8 +200,9 @@ def test_model_names_are_unique_and_compressed_models_name_a_model_of_the_run():
     problems = model_name_problems(cfg)
     assert problems[0] == ("model names must be unique across students, tinybert.students, baselines, pruning "
                            "and deploy: 'albert' names both students[1] and tinybert.students[0]; rename one")
-    assert problems[1].endswith("'distil-pruned20' names both baselines[4] and pruning (distil at 0.2); rename one")
-    assert problems[2].endswith("'distil-onnx' names both baselines[5] and deploy (distil as onnx); rename one")
+    n = len(cfg["baselines"])
+    assert problems[1].endswith(f"'distil-pruned20' names both baselines[{n - 2}] and pruning (distil at 0.2); rename one")
+    assert problems[2].endswith(f"'distil-onnx' names both baselines[{n - 1}] and deploy (distil as onnx); rename one")
     cfg["pruning"]["models"].append("nobody")
     cfg["deploy"]["models"] = ["distil-int8"]
     problems = model_name_problems(cfg)
@@ -312,6 +314,8 @@ def small_teacher_config(tiny_bert) -> dict:
     cfg = with_defaults(full_config())
     cfg["teacher"]["model"] = str(tiny_bert)
     cfg["baselines"], cfg["deploy"]["models"] = [], []
+    cfg["students"][0]["init"] = None  # distil: the teacher's own layers (half of them), so its heads are known
+    cfg["tinybert"]["students"] = []
     assert config_problems(cfg) == []
     return cfg
 

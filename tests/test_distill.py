@@ -151,3 +151,110 @@ def test_general_distillation_runs_in_two_processes(tiny_bert, tmp_path):
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     log_ = [json.loads(line) for line in (tmp_path / "gen" / "train_log.jsonl").read_text().splitlines()]
     assert log_[-1]["processes"] == 2
+
+
+# ---------------------------------------------------------------- a checkpoint init with each loss set
+
+CKPT_FLAGS = ["--student", "checkpoint", "--layer-map", "0", "2"]  # 2 of the checkpoint's 3 layers
+LOSS_SETS = {  # name: (flags, intermediate features)
+    "kl": (["--prediction", "kl", "--alpha", "0.5", "--temperature", "2.0"], []),
+    "soft_ce": (["--prediction", "soft_ce", "--temperature", "1.0"], []),
+    **{f: (["--prediction", "soft_ce", "--temperature", "1.0", "--intermediate", f], [f])
+       for f in ("embedding", "hidden", "attention", "cls")},
+    "all": (["--prediction", "kl", "--alpha", "0.5", "--temperature", "2.0", "--intermediate", "embedding",
+             "hidden", "attention", "cls"], ["attention", "cls", "embedding", "hidden"]),
+}
+
+
+@pytest.fixture(scope="module")
+def ckpt3(task):
+    """A general-distilled-like checkpoint: 3 layers of the teacher's width and vocabulary."""
+    from conftest import SHARED_VOCAB, make_tiny_bert
+
+    return make_tiny_bert(task / "ckpt3", layers=3, hidden=32, vocab=SHARED_VOCAB)
+
+
+def _safetensors(folder):
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "model.safetensors"))
+
+
+def test_distill_flags_build_the_checkpoint_student_and_head(task, ckpt3):
+    """What `distill --student checkpoint --layer-map 0 2 --head teacher` starts from, before training."""
+    import argparse
+
+    import torch
+
+    from glueslim.distill import _spec, add_arguments_distill
+    from glueslim.modeling import load_classifier
+    from glueslim.students import build_student
+
+    p = argparse.ArgumentParser()
+    add_arguments_distill(p)
+    args = p.parse_args(["--task", "sst2", "--data", "d", "--teacher-dir", "t", "--teacher-outputs", "o", "--name", "n",
+                         "--out", "x", "--init", str(ckpt3), *CKPT_FLAGS, "--head", "teacher", "--prediction", "kl",
+                         "--temperature", "1", "--checkpoint-dir", "c"])
+    teacher = load_classifier(str(task / "teacher" / "sst2"))
+    student, rec = build_student(_spec(args), teacher, seed=42)
+    c, s, t = _safetensors(ckpt3), student.state_dict(), teacher.state_dict()
+    assert rec["layer_map"] == [0, 2] and rec["head"] == "teacher" and rec["init"] == str(ckpt3)
+    for i, j in enumerate([0, 2]):
+        for k in [k for k in c if k.startswith(f"bert.encoder.layer.{j}.")]:
+            assert torch.equal(s[k.replace(f"layer.{j}.", f"layer.{i}.")], c[k]), k
+    for k in ("bert.pooler.dense.weight", "bert.pooler.dense.bias", "classifier.weight", "classifier.bias"):
+        assert torch.equal(s[k], t[k]), k
+    assert not torch.equal(c["bert.pooler.dense.weight"], t["bert.pooler.dense.weight"])  # a real change
+
+
+@pytest.mark.parametrize("head", ["new", "teacher"])
+@pytest.mark.parametrize("loss_set", list(LOSS_SETS))
+def test_checkpoint_student_with_each_loss_set(task, ckpt3, tmp_path, loss_set, head):
+    import torch
+
+    from glueslim.modeling import load_for_inference
+
+    flags, features = LOSS_SETS[loss_set]
+    stages = ["--stage1-epochs", "1", "--stage2-epochs", "1"] if features else []
+    rec, log_ = _distill(task, tmp_path, "ck", *CKPT_FLAGS, "--init", str(ckpt3), "--head", head, *flags, *stages)
+    assert rec["init"] == str(ckpt3) and rec["layer_map"] == [0, 2] and rec["num_layers"] == 2
+    assert rec["head"] == head and rec["kd"] is True and len(log_) == 1
+    if features:
+        assert rec["intermediate"] == features and {m["feature"] for m in rec["matches"]} == set(features)
+        assert rec["method"] == f"TinyBERT-style KD ({', '.join(features)})" and len(rec["stage1_history"]) == 1
+        assert rec["general_distillation"] is True
+    else:
+        assert "intermediate" not in rec and rec["method"] == f"prediction-layer KD ({flags[1]})"
+    # the saved student loads as a plain 2-layer classifier, trained away from its checkpoint layers
+    model = load_for_inference(str(tmp_path / "ck" / "sst2"))
+    assert type(model).__name__ == "BertForSequenceClassification" and model.config.num_hidden_layers == 2
+    assert model(input_ids=torch.tensor([[101, 2204, 102]])).logits.shape == (1, 2)
+    saved, c = _safetensors(tmp_path / "ck" / "sst2"), _safetensors(ckpt3)
+    after, before = saved["bert.encoder.layer.1.output.dense.weight"], c["bert.encoder.layer.2.output.dense.weight"]
+    assert after.shape == before.shape and not torch.equal(after, before)
+
+
+def test_no_kd_twin_and_joint_stage(task, ckpt3, tmp_path, capsys):
+    rec, log_ = _distill(task, tmp_path, "twin", *CKPT_FLAGS, "--init", str(ckpt3), "--head", "teacher",
+                         "--prediction", "kl", "--alpha", "0", "--temperature", "2.0")
+    assert rec["kd"] is False and rec["method"] == "fine-tuned on gold labels only (no-KD twin)"
+    assert rec["hyperparameters"]["alpha"] == 0 and rec["head"] == "teacher" and len(log_) == 1
+    # alpha 0 with teacher-labelled augmented rows still learns from the teacher
+    rec, _ = _distill(task, tmp_path, "twin-aug", *CKPT_FLAGS, "--init", str(ckpt3), "--prediction", "kl",
+                      "--alpha", "0", "--temperature", "2.0", "--augmented", str(task / "aug"))
+    assert rec["kd"] is True and rec["method"] == "fine-tuned on gold labels and teacher-labelled augmented rows"
+    # one stage: the intermediate matches and the prediction KD together
+    rec, log_ = _distill(task, tmp_path, "joint", *CKPT_FLAGS, "--init", str(ckpt3), "--prediction", "kl",
+                         "--alpha", "0.5", "--temperature", "2.0", "--intermediate", "hidden", "attention", "--joint")
+    assert rec["hyperparameters"]["joint"] is True and "stage1_history" not in rec and len(log_) == 1
+    assert rec["intermediate"] == ["attention", "hidden"] and rec["kd"] is True
+    assert rec["method"] == "TinyBERT-style KD (attention, hidden with the prediction layer in one stage)"
+    assert "stage1_epochs" not in rec["hyperparameters"] and "val_metrics" in log_[0]
+    with pytest.raises(SystemExit):
+        _distill(task, tmp_path, "joint-alone", *CKPT_FLAGS, "--init", str(ckpt3), "--prediction", "kl",
+                 "--temperature", "2.0", "--joint")
+    assert "--joint" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        _distill(task, tmp_path, "bad-map", "--student", "checkpoint", "--init", str(ckpt3), "--layer-map", "0", "3",
+                 "--prediction", "kl", "--temperature", "2.0")
+    assert "layer(s) [3] outside 0..2" in capsys.readouterr().err

@@ -98,3 +98,23 @@ def test_any_builder_meets_any_loss_set(teacher, builder, loss_set, tmp_path):
     if matches:  # the projections learn with the student
         assert any(n.startswith("proj.") for n in trained)
     stage.model.zero_grad(set_to_none=True)
+
+
+@pytest.mark.parametrize("loss", ["kl", "soft_ce"])
+def test_alpha_zero_is_exactly_the_task_loss_without_teacher_logits(teacher, loss):
+    """A no-KD twin: alpha 0 is the gold-label loss itself, the soft term not computed, no teacher logits read."""
+    from glueslim.losses import task_loss
+
+    student = _random(teacher)
+    kd = PredictionKD(loss, 0.0, 2.0)
+    assert not kd.kd and PredictionKD(loss, 0.5, 2.0).kd
+    stage = distiller(student, None, kd=kd)
+    logits = student(**BATCH).logits.float()
+    gold = {**BATCH, "labels": LABELLED["labels"]}  # no teacher_logits at all
+    assert torch.equal(stage.loss_fn(logits, gold), task_loss(logits, LABELLED["labels"]))
+    nan_teacher = {**LABELLED, "teacher_logits": torch.full((2, 2), float("nan"))}
+    assert torch.equal(stage.loss_fn(logits, nan_teacher), task_loss(logits, LABELLED["labels"]))
+    with pytest.raises(ValueError, match="needs the gold labels"):
+        PredictionKD(loss, 0.5, 2.0)(logits, {"teacher_logits": LABELLED["teacher_logits"]})
+    with pytest.raises(ValueError, match="needs the teacher's logits"):
+        PredictionKD(loss, 0.5, 2.0)(logits, gold)

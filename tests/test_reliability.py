@@ -419,7 +419,8 @@ def test_a_damaged_score_file_fails_the_leaderboard_job_and_keeps_the_last_good_
 
     results = make_results(tmp_path)  # scores, profiles, model records and manifests of two models
     cfg = stub_config(tmp_path, make_tiny_bert(tmp_path / "teacher-model", layers=2), ("SST-2", "MRPC"))
-    cfg.update(tasks=TASKS, students=[{"name": STUDENT, "num_layers": 2}], baselines=[])
+    cfg.update(tasks=TASKS, students=[{"name": STUDENT, "num_layers": 2}], baselines=[], seeds=None, ablation=None,
+               published=[])
     cfg["pruning"]["models"], cfg["deploy"] = [], {"forms": ["fp32"], "models": []}
 
     from glueslim.submission import COLUMNS, server_stems  # the leaderboard links each model's GLUE-server zip

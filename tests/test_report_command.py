@@ -35,6 +35,7 @@ def test_publish_copies_every_file_only_after_a_whole_render(results, tmp_path):
     assert proc.returncode == 0, proc.stderr
     files = sorted(str(p.relative_to(pub)) for p in pub.rglob("*") if p.is_file())
     assert files == ["figures/latency_vs_batch.svg", "figures/latency_vs_length.svg", "figures/pareto.svg",
+                     "figures/relative.svg",
                      "leaderboard.html", "leaderboard.json"]  # no --submissions: no zips
     assert all((pub / f).read_bytes() == (out / f).read_bytes() for f in files)
     good = {f: (pub / f).read_bytes() for f in files}

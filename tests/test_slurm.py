@@ -239,6 +239,7 @@ def test_workflow_runs_on_slurm_through_the_profile(slurm, tmp_path):
     main.mkdir()
     cfg = base_config(tiny_glue(main), str(model), ["sst2"])
     cfg["students"], cfg["baselines"], cfg["pruning"]["models"] = cfg["students"][:1], [], []
+    cfg["students"][0]["twin"], cfg["seeds"], cfg["ablation"] = False, None, None  # one run of one student
     cfg["profile"].update(batch_sizes=[1], compile_batch_sizes=[])
     # a GPU box runs no CPU-kernel form natively: emulated, the int8 form's jobs run on the CPU nodes
     cfg["deploy"].update(forms=["fp32", "int8-static"], emulated=True)

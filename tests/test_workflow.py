@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -114,7 +115,7 @@ def test_bad_values_stop_before_any_job_and_keep_the_last_model(tmp_path, tiny_b
     assert res.returncode != 0
     for line in ["pruning.fractions[0] = 0.5 and pruning.fractions[1] = 0.504 both name the rows <model>-pruned50",
                  "pruning.fractions[2] = 0.02 removes no head of teacher (round(0.02 x 16 heads) = 0)",
-                 "'distil' names both students[0] and students[2]; rename one",
+                 f"'distil' names both students[0] and students[{len(cfg['students']) - 1}]; rename one",
                  "finetune.max_seq_length = 1024: the teacher", "has only 512 positions"]:
         assert line in res.stderr, (line, res.stderr[-3000:])
     # nested --config values are read as YAML (epochs 1 is fine), and a .nan in them is caught
@@ -182,6 +183,9 @@ def base_config(glue: Path, model: str, tasks: list[str]) -> dict:
     cfg["data"]["glue_dir"] = str(glue)
     cfg["teacher"]["model"] = model
     cfg["baselines"][0]["model"] = model
+    for s in cfg["students"]:
+        if s.get("init") == "FILLED_IN_BY_THE_TEST":
+            s["init"] = model
     cfg["tasks"] = tasks
     return cfg
 
@@ -210,11 +214,15 @@ def check_leaderboard(workdir: Path, tasks: list[str], models: list[str]) -> dic
         assert (workdir / "reports" / name).read_bytes() == (workdir / "results/leaderboard" / name).read_bytes()
     assert sorted(r["model"] for r in doc["rows"]) == sorted(models)
     for row in doc["rows"]:
-        pred_dir = workdir / "results" / "predictions" / row["model"]
-        scores = {t: recompute(t, pred_dir) for t in tasks}
+        runs = (row.get("seeds") or {}).get("runs") or [row["model"]]  # a seeded row: the mean over its runs
+        per_run = [{t: recompute(t, workdir / "results" / "predictions" / run) for t in tasks} for run in runs]
+        scores = {t: statistics.mean(r[t] for r in per_run) for t in tasks}
         for t in tasks:
             assert row["task_scores"][t] == pytest.approx(scores[t], abs=1e-9), (row["model"], t)
         assert row["glue_score"] == pytest.approx(sum(scores.values()) / len(scores), abs=1e-9)
+        if len(runs) > 1:
+            glue = [sum(r.values()) / len(r) for r in per_run]
+            assert row["seeds"]["sd"] == pytest.approx(statistics.stdev(glue), abs=1e-9), row["model"]
         assert row["parameters"] > 0 and row["macs"] > 0 and row["latency_ms"]["batch_1"]["median"] > 0
     html = (workdir / "reports" / "leaderboard.html").read_text()
     assert "dev" in html and all(m in html for m in models)
@@ -233,8 +241,27 @@ def test_tiny_workflow_runs_end_to_end(tmp_path):
     # skipped with a note elsewhere; int8-static and onnx-int8 need VNNI or AMX-INT8 (every CI machine has one)
     from glueslim.forms import not_native
     forms = ["int8-static", "onnx-int8"] + (["bf16"] if not_native("bf16", "cpu") is None else [])
-    doc = check_leaderboard(tmp_path, tasks, ["teacher", "distil", "albert", "baseline", "teacher-pruned50",
-                                              *(f"distil-{f}" for f in forms)])
+    doc = check_leaderboard(tmp_path, tasks, ["teacher", "distil", "distil-nokd", "albert", "ckpt", "baseline",
+                                              "teacher-pruned50", *(f"distil-{f}" for f in forms)])
+    # seeds [42, 43]: every student, twin and baseline twice, the second run named <model>-seed43, trained with
+    # seed 43; only the first is profiled; the teacher once
+    rows = {r["model"]: r for r in doc["rows"]}
+    for m in ("distil", "distil-nokd", "albert", "ckpt", "baseline"):
+        assert rows[m]["seeds"]["runs"] == [m, f"{m}-seed43"] and rows[m]["seeds"]["seeds"] == [42, 43]
+        record = json.loads((tmp_path / f"results/models/{m}-seed43/sst2/glueslim.json").read_text())
+        assert record["hyperparameters"]["seed"] == 43
+        assert not (tmp_path / f"results/profile/{m}-seed43.json").exists()
+    assert not list((tmp_path / "results/models").glob("teacher-seed*"))
+    # the twin: the same init and recipe on gold labels only; the checkpoint student: its layers 0 and 3, the
+    # teacher's head, an intermediate stage; the twin table, the ablation and the published figures
+    twin = json.loads((tmp_path / "results/models/distil-nokd/sst2/glueslim.json").read_text())
+    assert twin["kd"] is False and twin["layer_map"] == [0, 2] and "no-KD twin" in twin["method"]
+    ckpt = json.loads((tmp_path / "results/models/ckpt/sst2/glueslim.json").read_text())
+    assert ckpt["layer_map"] == [0, 3] and ckpt["head"] == "teacher" and ckpt["intermediate"] == ["attention", "hidden"]
+    assert [(t["kd"], t["twin"]) for t in doc["twins"]] == [("distil", "distil-nokd")]
+    assert [r["model"] for r in doc["seed_ablation"]["rows"]] == ["distil-nokd", "distil", "ckpt"]
+    assert rows["distil"]["published"]["id"] == "distilbert" and rows["albert"]["published"] is None
+    assert (tmp_path / "reports/figures/relative.svg").exists()
     methods = {r["model"]: r["method"] for r in doc["rows"]}
     assert methods["teacher-pruned50"] == "fine-tuned teacher + head pruning 50%"
     assert methods["distil-int8-static"] == "DistilBERT-style KD + int8-static"
@@ -325,7 +352,7 @@ def test_real_teacher_on_a_few_hundred_sst2_examples(tmp_path):
     cfg["threads"] = 2
     cfg["finetune"].update(learning_rate=1e-4, epochs=2, batch_size=16, max_seq_length=128)
     cfg["students"] = [{"name": "distil", "num_layers": 3, "train": {"learning_rate": 1e-4}}]
-    cfg["baselines"], cfg["pruning"]["models"] = [], []
+    cfg["baselines"], cfg["pruning"]["models"], cfg["seeds"], cfg["ablation"] = [], [], None, None
     cfg["deploy"] = {"models": ["teacher"], "forms": ["fp32", "int8-static"]}  # scored in its form
     res = snakemake(tmp_path, cfg)
     assert res.returncode == 0, res.stderr[-4000:]

@@ -227,7 +227,7 @@ def _source_heads(config: dict, name: str, teacher: dict | None) -> tuple[int, i
     if name == "teacher":
         return (layers, heads) if layers and heads else None
     for s in config["students"]:
-        if s["name"] == name and s["arch"] == "distilbert" and layers and heads:
+        if s["name"] == name and s["arch"] == "distilbert" and not s.get("init") and layers and heads:
             return s["num_layers"] or max(1, layers // 2), heads  # glueslim.students: half the teacher's
     for t in config["tinybert"]["students"]:
         if t["name"] == name and t["init"] in ("general", "random"):  # a checkpoint's own shape wins
@@ -368,7 +368,7 @@ def config_problems(config: dict) -> list[str]:
         name, n, lm = s["name"], s["num_layers"], s["layer_map"]
         if n is not None and lm is not None and len(lm) != n:
             problems.append(f"students.{name}: layer_map {lm} has {len(lm)} entries but num_layers = {n}")
-        if n_teacher is not None:
+        if n_teacher is not None and not s.get("init"):  # a checkpoint's own depth: its job checks it
             if n is not None and n > n_teacher:
                 problems.append(f"students.{name}.num_layers = {n}: the teacher has only {n_teacher} layers")
             bad = [j for j in lm or [] if j >= n_teacher]

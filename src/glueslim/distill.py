@@ -9,9 +9,13 @@
 - stage 2, the prediction layer: `--prediction kl` (DistilBERT: T^2 KL, hard labels weighted 1 - alpha)
   or `soft_ce` (TinyBERT: soft cross-entropy) against the cached teacher logits (`teacher-outputs`).
 
+`--joint` trains both in one stage instead (the intermediate matches plus the prediction KD, `--stage2-epochs`).
+
 DistilBERT- and ALBERT-style students are `--student teacher_layers|albert --prediction kl --alpha A`;
 TinyBERT-style ones `--student random|checkpoint --prediction soft_ce --intermediate ...`; any other mix
 works too, and `--augmented` (an `augment` folder) adds augmented rows to any student's training set.
+`--head teacher` starts any BERT/ALBERT student of the teacher's width with the teacher's pooler and
+classifier. `--alpha 0` without intermediate matches is a no-KD twin: gold labels only (record `kd`: false).
 
 `general-distill` distils a student from the pre-trained teacher with the intermediate matches alone, on
 unlabeled text (a corpus file, or the pooled training sentences of the prepared tasks).
@@ -37,7 +41,7 @@ from glueslim.losses import PREDICTION_LOSSES
 from glueslim.modeling import load_classifier, load_tokenizer
 from glueslim.recipe import Recipe, add_recipe_arguments, seed_everything
 from glueslim.record import read_record
-from glueslim.students import BUILDERS, StudentSpec, build_student
+from glueslim.students import BUILDERS, HEADS, StudentSpec, build_student
 from glueslim.tasks import get_task
 from glueslim.teacher_outputs import teacher_logits_for
 from glueslim.train import train
@@ -57,7 +61,8 @@ def _add_student(p: argparse.ArgumentParser) -> None:
                    help="student depth (teacher_layers: default half the teacher's; albert: the teacher's)")
     g.add_argument("--layer-map", type=int, nargs="+", default=None,
                    help="teacher_layers, albert: the teacher layer (0-based) that initialises each student "
-                        "layer (default: every other one; albert: the middle one)")
+                        "layer (default: every other one; albert: the middle one); checkpoint: the checkpoint's "
+                        "layers (0-based) to keep (default: all, or every k-th of --num-layers)")
     g.add_argument("--embedding-size", type=int, default=None, help="albert: the factorised embedding size E")
     g.add_argument("--init", default=None, help="checkpoint: hub id (huawei-noah/TinyBERT_General_4L_312D) or "
                                                 "local folder (general-distill output); its shape wins")
@@ -85,11 +90,15 @@ def add_arguments_distill(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--augmented", default=None, help="an augment folder: its rows join the training set")
     _add_student(p)
+    p.add_argument("--head", choices=HEADS, default="new",
+                   help="new: the builder's head (checkpoint, random: a fresh one); teacher: the fine-tuned "
+                        "teacher's pooler and classifier (the student's width must be the teacher's)")
     g = p.add_argument_group("prediction layer (glueslim.losses)")
     g.add_argument("--prediction", required=True, choices=list(PREDICTION_LOSSES),
                    help="kl: DistilBERT's T^2 * KL; soft_ce: TinyBERT's soft cross-entropy (MSE for regression)")
     g.add_argument("--alpha", type=float, default=None,
-                   help="weight of the prediction KD; 1 - alpha weights the hard-label loss (default: KD alone)")
+                   help="weight of the prediction KD; 1 - alpha weights the hard-label loss (default: KD alone; "
+                        "0: gold labels only, a no-KD twin when there are no intermediate matches)")
     g.add_argument("--temperature", type=float, required=True)
     _add_matches(p, None)
     g = p.add_argument_group("stages: 1 intermediate layers (with --intermediate or --matches), 2 prediction layer")
@@ -97,6 +106,9 @@ def add_arguments_distill(p: argparse.ArgumentParser) -> None:
     g.add_argument("--stage1-learning-rate", type=float, default=None, help="default --learning-rate")
     g.add_argument("--stage2-epochs", type=int, default=None, help="default --epochs")
     g.add_argument("--stage2-learning-rate", type=float, default=None, help="default --learning-rate")
+    g.add_argument("--joint", action="store_true",
+                   help="one stage: the intermediate matches and the prediction KD together (--stage2-epochs, "
+                        "--stage2-learning-rate), instead of stage 1 then stage 2")
     add_recipe_arguments(p)
 
 
@@ -117,7 +129,8 @@ def add_arguments_general(p: argparse.ArgumentParser) -> None:
 
 def _spec(args: argparse.Namespace) -> StudentSpec:
     return StudentSpec(args.student, args.num_layers, tuple(args.layer_map) if args.layer_map else None,
-                       args.embedding_size, args.init, args.hidden_size, args.num_heads, args.intermediate_size)
+                       args.embedding_size, args.init, args.hidden_size, args.num_heads, args.intermediate_size,
+                       getattr(args, "head", "new"))
 
 
 def _matches(args: argparse.Namespace, student, teacher) -> list[dict]:
@@ -142,10 +155,18 @@ def _shape(model) -> dict:
             "intermediate_size": c.intermediate_size}
 
 
-def _method(builder: str, two_stage: bool, used: list[str], kd: PredictionKD) -> str:
+NO_KD = "fine-tuned on gold labels only (no-KD twin)"
+
+
+def _method(builder: str, two_stage: bool, used: list[str], kd: PredictionKD, joint: bool, augmented: bool) -> str:
+    if not kd.kd and not used:
+        return "fine-tuned on gold labels and teacher-labelled augmented rows" if augmented else NO_KD
     if not two_stage:
         return BUILDER_METHODS.get(builder, f"prediction-layer KD ({kd.loss})")
     what = ", ".join(used) or "prediction layer only"
+    if joint:
+        what += " with the prediction layer in one stage" if used else ""
+        return f"{BUILDER_METHODS.get(builder, 'TinyBERT-style KD')} ({what})"
     if builder in BUILDER_METHODS:
         return f"{BUILDER_METHODS[builder]}, intermediate layers first ({what})"
     return f"TinyBERT-style KD ({what})"
@@ -181,42 +202,53 @@ def run_distill(args: argparse.Namespace) -> None:
     e2 = recipe.epochs if args.stage2_epochs is None else args.stage2_epochs
     lr1 = args.stage1_learning_rate or recipe.learning_rate
     lr2 = args.stage2_learning_rate or recipe.learning_rate
+    joint = args.joint
+    if joint and not matches:
+        raise UserError("--joint trains the intermediate matches with the prediction KD in one stage: it needs "
+                        "--intermediate FEATURE... or --matches")
+    staged = two_stage and not joint  # stage 1 then stage 2
     command = _command(args)
     ckpt = Path(recipe.checkpoint_dir)
     stage1 = []
-    used = sorted({m["feature"] for m in matches}) if e1 > 0 else []
-    if e1 > 0 and matches:
+    used = sorted({m["feature"] for m in matches}) if (e2 if joint else e1) > 0 else []
+    if staged and e1 > 0 and matches:
         stage = distiller(student, teacher, matches)
         # no dev evaluation in stage 1: the head is not trained yet
         stage1 = train(stage.model, tokenizer, task, train_feats, [],
                        replace(recipe, epochs=e1, learning_rate=lr1, checkpoint_dir=str(ckpt / "stage1")),
                        stage.loss_fn, stage.forward_fn, run_extra={**command, "stage": 1})
-    del teacher
+    teacher = teacher if joint else None  # the joint stage matches against it; stage 2 needs only its logits
     recipe2 = replace(recipe, epochs=e2, learning_rate=lr2)
-    if two_stage:
+    if staged:
         recipe2 = replace(recipe2, checkpoint_dir=str(ckpt / "stage2"))
     history = []
     if e2 > 0:
-        stage = distiller(student, None, kd=kd)
+        stage = distiller(student, teacher, matches if joint else None, kd=kd)
         history = train(stage.model, tokenizer, task, train_feats, dev_feats, recipe2, stage.loss_fn,
-                        stage.forward_fn, run_extra={**command, "stage": 2} if two_stage else command)
+                        stage.forward_fn, run_extra={**command, "stage": 2} if staged else command)
     if not history:
         history = stage1
-    hyperparameters = {**(recipe if two_stage else recipe2).hyperparameters(),
+    hyperparameters = {**(recipe if staged else recipe2).hyperparameters(),
                        **({} if args.alpha is None else {"alpha": args.alpha}), "temperature": args.temperature}
     record = {
-        "model": args.name, "task": task.name, "method": _method(spec.builder, two_stage, used, kd),
+        "model": args.name, "task": task.name,
+        "method": _method(spec.builder, two_stage, used, kd, joint, bool(aug)),
         "base_model": read_record(args.teacher_dir)["base_model"], "teacher": "teacher",
         "teacher_dir": args.teacher_dir, **built,
+        # knowledge from the teacher: its logits, its features, or its labels on augmented rows
+        "kd": kd.kd or bool(used) or bool(aug),
     }
     if two_stage:
         record.update({"matches": matches if used else [], "intermediate": used,
                        "general_distillation": spec.builder == "checkpoint"})
+    if staged:
         hyperparameters.update({"stage1_epochs": e1, "stage1_learning_rate": lr1, "stage2_epochs": e2,
                                 "stage2_learning_rate": lr2})
+    if joint:
+        hyperparameters["joint"] = True
     if two_stage or aug:
         record.update({"augmented": bool(args.augmented), "augmented_rows": len(aug)})
-    if two_stage:
+    if staged:
         record["stage1_history"] = stage1
     record["hyperparameters"] = hyperparameters
     save_model(student, tokenizer, args.out, record, history, recipe.checkpoint_dir)

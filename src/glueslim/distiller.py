@@ -30,7 +30,8 @@ PROJECTIONS = {"linear": lambda d_student, d_teacher: nn.Linear(d_student, d_tea
 
 @dataclass(frozen=True)
 class PredictionKD:
-    """Prediction-layer KD: alpha * PREDICTION_LOSSES[loss](s, t, T) + (1 - alpha) * hard-label task loss."""
+    """Prediction-layer KD: alpha * PREDICTION_LOSSES[loss](s, t, T) + (1 - alpha) * hard-label task loss.
+    alpha 0 is no KD at all: the task loss on the gold labels (`kd` False)."""
 
     loss: str
     alpha: float
@@ -42,8 +43,13 @@ class PredictionKD:
         if not 0 <= self.alpha <= 1 or not self.temperature > 0:
             raise ValueError(f"alpha {self.alpha} must be in [0, 1] and temperature {self.temperature} above 0")
 
+    @property
+    def kd(self) -> bool:
+        """Whether the teacher's logits take part (alpha > 0)."""
+        return self.alpha > 0
+
     def __call__(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
-        return prediction_loss(self.loss, logits, batch["teacher_logits"], batch.get("labels"), self.alpha,
+        return prediction_loss(self.loss, logits, batch.get("teacher_logits"), batch.get("labels"), self.alpha,
                                self.temperature)
 
 

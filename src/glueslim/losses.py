@@ -60,13 +60,20 @@ def soft_cross_entropy(student: torch.Tensor, teacher: torch.Tensor, temperature
 PREDICTION_LOSSES = {"kl": kl, "soft_ce": soft_cross_entropy}
 
 
-def prediction_loss(name: str, student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor | None,
+def prediction_loss(name: str, student: torch.Tensor, teacher: torch.Tensor | None, labels: torch.Tensor | None,
                     alpha: float, temperature: float) -> torch.Tensor:
     """alpha * KD(student, teacher) + (1 - alpha) * task_loss(student, labels), KD = PREDICTION_LOSSES[name].
 
-    alpha 1 is the KD term alone (TinyBERT; no labels needed). DistilBERT, classification:
+    alpha 1 is the KD term alone (TinyBERT; no labels needed); alpha 0 is exactly the task loss, the soft
+    term not computed (a no-KD twin; no teacher logits needed). DistilBERT, classification:
     alpha * T^2 * KL(p_t || p_s) + (1 - alpha) * CE(s, gold); regression: alpha * MSE(s, t) + (1 - alpha) * MSE(s, gold).
     """
+    if alpha < 1 and labels is None:
+        raise ValueError(f"prediction loss with alpha {alpha} < 1 needs the gold labels")
+    if alpha == 0:
+        return task_loss(student, labels)
+    if teacher is None:
+        raise ValueError(f"prediction loss with alpha {alpha} > 0 needs the teacher's logits")
     soft = PREDICTION_LOSSES[name](student, teacher, temperature)
     if alpha == 1:
         return soft

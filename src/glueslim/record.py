@@ -28,7 +28,8 @@ FIELDS = {
     "teacher_dir": "distillation: the fine-tuned teacher's folder",
     # shape (every trained model)
     "num_layers": "encoder layers",
-    "layer_map": "teacher layer that initialised each student layer (null: none)",
+    "layer_map": "teacher layer (checkpoint students: checkpoint layer) that initialised each student layer "
+                 "(null: none)",
     "arch": "distillation: the student family ('distilbert', 'albert', 'tinybert')",
     "embedding_size": "ALBERT-style student: factorised embedding size (null for others)",
     "hidden_size": "TinyBERT-style student: hidden size",
@@ -36,6 +37,9 @@ FIELDS = {
     "intermediate_size": "TinyBERT-style student: feed-forward size",
     # TinyBERT-style distillation
     "init": "how the student was initialised: 'random' or a general-distillation folder / hub id",
+    "head": "distillation: the student's pooler and classifier at the start: 'teacher' (the fine-tuned "
+            "teacher's, copied) or 'new' (the builder's own: fresh for checkpoint and random students)",
+    "kd": "distillation: whether the teacher's knowledge was used (false: a no-KD twin, gold labels only)",
     "matches": "the intermediate-layer matches (student layer, teacher layer, feature, loss)",
     "intermediate": "the intermediate features distilled in stage 1 (empty: prediction layer only)",
     "general_distillation": "whether the student started from general distillation",

@@ -8,9 +8,15 @@
   by every depth, initialised from one teacher layer (`make_albert_student`);
 - `checkpoint`: a pre-trained compact model, a hub id (huawei-noah/TinyBERT_General_4L_312D) or a local
   folder (this workflow's general distillation, a published MiniLM), whose shape wins, with a new head
-  sized like the teacher's; its vocabulary must be the teacher's;
+  sized like the teacher's; its vocabulary must be the teacher's. `num_layers` / `layer_map` keep only
+  some of its layers (0-based indices into the checkpoint's; `num_layers` alone: every k-th);
 - `random`: a BERT of any shape (TinyBERT's 4 layers x 312 and so on) with the teacher's vocabulary,
   initialised at random.
+
+`head`: "new" (the builder's own head: a fresh one for checkpoint and random students) or "teacher" (the
+fine-tuned teacher's pooler and classifier copied into the student, which needs the teacher's width;
+teacher_layers and albert students always start with the teacher's head). Sentence-transformers
+checkpoints ship no trained pooler, so a checkpoint student's pooler is otherwise random.
 """
 
 from __future__ import annotations
@@ -38,20 +44,30 @@ class StudentSpec:
     num_layers: int | None = None  # teacher_layers: default half the teacher's; albert: the teacher's depth
     layer_map: tuple[int, ...] | None = None  # teacher_layers, albert: the teacher layer (0-based) behind each
     embedding_size: int | None = None  # albert: the factorised embedding size E
-    init: str | None = None  # checkpoint: hub id or local folder
+    init: str | None = None  # checkpoint: hub id or local folder (num_layers, layer_map: its layers to keep)
     hidden_size: int | None = None  # random: the shape
     num_heads: int | None = None
     intermediate_size: int | None = None
+    head: str = "new"  # "new": the builder's head; "teacher": the teacher's pooler and classifier (HEADS)
+
+
+HEADS = ("new", "teacher")
 
 
 def build_student(spec: StudentSpec, teacher: PreTrainedModel, seed: int) -> tuple[PreTrainedModel, dict]:
     """The student of `spec` for `teacher`, and its record fields. A bad spec raises UserError."""
     if spec.builder not in BUILDERS:
         raise UserError(f"student builder {spec.builder!r}: expected one of {', '.join(BUILDERS)}")
+    if spec.head not in HEADS:
+        raise UserError(f"student head {spec.head!r}: expected one of {', '.join(HEADS)}")
     try:
-        return BUILDERS[spec.builder](spec, teacher, seed)
+        student, record = BUILDERS[spec.builder](spec, teacher, seed)
+        if spec.head == "teacher":
+            copy_teacher_head(student, teacher)
     except ValueError as e:
         raise UserError(str(e)) from None
+    teachers_head = spec.head == "teacher" or spec.builder in ("teacher_layers", "albert")
+    return student, {**record, "head": "teacher" if teachers_head else "new"}
 
 
 def default_layer_map(teacher_layers: int, student_layers: int | None = None) -> list[int]:
@@ -71,18 +87,57 @@ def make_student(teacher: PreTrainedModel, layer_map: list[int]) -> PreTrainedMo
     bad = [j for j in layer_map if not 0 <= j < n_teacher]
     if bad or not layer_map:
         raise ValueError(f"layer_map {layer_map} must name teacher layers 0..{n_teacher - 1}")
-    cfg = copy.deepcopy(teacher.config)
+    return keep_layers(teacher, layer_map)
+
+
+def keep_layers(model: PreTrainedModel, layer_map: list[int]) -> PreTrainedModel:
+    """A copy of `model` (same class and config but depth) whose layer i is its layer layer_map[i]
+    (0-based, checked by the caller); everything outside the layers is copied as it is."""
+    cfg = copy.deepcopy(model.config)
     cfg.num_hidden_layers = len(layer_map)
-    student = type(teacher)(cfg)
-    prefix, t_layers = layer_list(teacher)
-    _, s_layers = layer_list(student)
-    outside = {k: v for k, v in teacher.state_dict().items() if not k.startswith(prefix + ".")}
-    missing, unexpected = student.load_state_dict(outside, strict=False)
+    out = type(model)(cfg)
+    prefix, layers = layer_list(model)
+    _, out_layers = layer_list(out)
+    outside = {k: v for k, v in model.state_dict().items() if not k.startswith(prefix + ".")}
+    missing, unexpected = out.load_state_dict(outside, strict=False)
     if unexpected or any(not k.startswith(prefix + ".") for k in missing):
-        raise RuntimeError(f"student/teacher mismatch: missing {missing}, unexpected {unexpected}")
+        raise RuntimeError(f"layer copy mismatch: missing {missing}, unexpected {unexpected}")
     for i, j in enumerate(layer_map):
-        s_layers[i].load_state_dict(t_layers[j].state_dict())
-    return student
+        out_layers[i].load_state_dict(layers[j].state_dict())
+    return out
+
+
+# the pooler (dense) of each student family with a pooler, by transformers' base_model_prefix
+_POOLERS = {"bert": "bert.pooler.dense", "albert": "albert.pooler"}
+
+
+def _pooler(model: PreTrainedModel, who: str) -> str:
+    name = _POOLERS.get(model.base_model_prefix)
+    if name is None or f"{name}.weight" not in model.state_dict() or "classifier.weight" not in model.state_dict():
+        raise ValueError(f"head: teacher needs a {who} with a pooler and classifier (BERT or ALBERT); "
+                         f"{type(model).__name__} has none: use head: new")
+    return name
+
+
+@torch.no_grad()
+def copy_teacher_head(student: PreTrainedModel, teacher: PreTrainedModel) -> None:
+    """Copy the fine-tuned teacher's pooler (dense) and classifier into `student` (BERT or ALBERT) in place.
+
+    The head reads the [CLS] vector, so it carries over only when the widths match.
+    """
+    ds, dt = student.config.hidden_size, teacher.config.hidden_size
+    if ds != dt:
+        raise ValueError(f"head: teacher needs the student's width ({ds}) to equal the teacher's ({dt}): "
+                         "use head: new")
+    sp, tp = _pooler(student, "student"), _pooler(teacher, "teacher")
+    t = teacher.state_dict()
+    new = {f"{a}.{p}": t[f"{b}.{p}"] for a, b in ((sp, tp), ("classifier", "classifier")) for p in ("weight", "bias")}
+    s = student.state_dict()
+    bad = [k for k, v in new.items() if s[k].shape != v.shape]
+    if bad:
+        raise ValueError(f"head: teacher: the student's {', '.join(bad)} differ in shape from the teacher's "
+                         f"(labels: {student.config.num_labels} vs {teacher.config.num_labels}): use head: new")
+    student.load_state_dict({**s, **new})
 
 
 # BERT layer tensor -> ALBERT's shared layer tensor (transformers' module names)
@@ -200,13 +255,39 @@ def _checkpoint(spec: StudentSpec, teacher: PreTrainedModel, seed: int) -> tuple
     if student.config.vocab_size != tc.vocab_size:
         raise UserError(f"student checkpoint {spec.init}: vocabulary of {student.config.vocab_size} tokens, the "
                         f"teacher's has {tc.vocab_size}: distillation needs the teacher's tokenizer")
-    return student, _shape_record(student, spec.init)
+    layer_map = checkpoint_layer_map(spec, student.config.num_hidden_layers)
+    if layer_map != list(range(student.config.num_hidden_layers)):
+        student = keep_layers(student, layer_map)
+    return student, {**_shape_record(student, spec.init), "layer_map": layer_map}
+
+
+def checkpoint_layer_map(spec: StudentSpec, n: int) -> list[int]:
+    """The checkpoint layers (0-based) a checkpoint student keeps: `spec.layer_map`, every k-th of
+    `spec.num_layers` (default_layer_map), or all `n`."""
+    where = f"student checkpoint {spec.init} ({n} layers)"
+    if spec.layer_map is None:
+        if spec.num_layers is None:
+            return list(range(n))
+        if not 1 <= spec.num_layers <= n:
+            raise ValueError(f"{where}: num_layers {spec.num_layers} must be between 1 and {n}")
+        return default_layer_map(n, spec.num_layers)
+    layer_map = list(spec.layer_map)
+    bad = [i for i in layer_map if not 0 <= i < n]
+    if bad or not layer_map:
+        raise ValueError(f"{where}: layer_map {layer_map} names layer(s) {bad} outside 0..{n - 1}"
+                         if bad else f"{where}: layer_map is empty")
+    if spec.num_layers is not None and spec.num_layers != len(layer_map):
+        raise ValueError(f"{where}: layer_map {layer_map} has {len(layer_map)} entries but num_layers = "
+                         f"{spec.num_layers}")
+    return layer_map
 
 
 def _shape_record(student: PreTrainedModel, init: str) -> dict:
     c = student.config
     return {"arch": "tinybert", "init": init, "num_layers": c.num_hidden_layers, "hidden_size": c.hidden_size,
-            "num_heads": c.num_attention_heads, "intermediate_size": c.intermediate_size}
+            "num_heads": c.num_attention_heads,
+            # DistilBERT's config calls its feed-forward size hidden_dim
+            "intermediate_size": getattr(c, "intermediate_size", getattr(c, "hidden_dim", None))}
 
 
 BUILDERS = {"teacher_layers": _teacher_layers, "albert": _albert, "checkpoint": _checkpoint, "random": _random}

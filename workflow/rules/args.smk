@@ -5,14 +5,15 @@ import json
 # ---------------------------------------------------------------- finetune.smk
 
 
-def finetune_args(task, model, revision, **named):
-    """Flags of `glueslim finetune` for `model` at `revision`; `named`: a baseline's name and role."""
+def finetune_args(task, model, revision, seed=None, **named):
+    """Flags of `glueslim finetune` for `model` at `revision` (the teacher: `seed`); `named`: a baseline's
+    name and role."""
     return flags(
         **named,
         model=model,
         revision=revision,
         trust_remote_code=trusts_remote_code(config, model),
-        seed=config["seed"],
+        seed=config["seed"] if seed is None else seed,
         device=config["device"],
         **recipe(task),
         **TRAIN_PRECISION,
@@ -24,23 +25,43 @@ def finetune_args(task, model, revision, **named):
 STUDENT_BUILDER = {"distilbert": "teacher_layers", "albert": "albert"}  # config arch -> glueslim.students
 
 
-def student_args(name, task):
-    """Flags of `glueslim distill` for the configured student `name` on `task`."""
-    s = config["students"][name]
+def student_args(run, task):
+    """Flags of `glueslim distill` for a run of the configured student (`distil`, `distil-seed43`) on `task`."""
+    s = config["students"][base_of(run)]
     return flags(
-        name=name,
-        student=STUDENT_BUILDER[s["arch"]],
+        name=run,
+        student="checkpoint" if s["init"] else STUDENT_BUILDER[s["arch"]],
+        init=s["init"],
+        head=s["head"] if s["init"] else None,
         embedding_size=s["embedding_size"] if s["arch"] == "albert" else None,
         num_layers=s["num_layers"],
         layer_map=s["layer_map"],
-        prediction="kl",
+        prediction=s["prediction"],
         alpha=s["alpha"],
         temperature=s["temperature"],
-        seed=config["seed"],
+        intermediate=list(s["intermediate"]) or None,
+        joint=s["joint"] and bool(s["intermediate"]),
+        stage1_epochs=s["stage1"].get("epochs") if s["intermediate"] and not s["joint"] else None,
+        stage1_learning_rate=s["stage1"].get("learning_rate") if s["intermediate"] and not s["joint"] else None,
+        augmented=f"results/augmented/{task}" if s["augment"] else None,
+        seed=seed_of(run),
         device=config["device"],
         **recipe(task, s["train"]),
         **TRAIN_PRECISION,
     )
+
+
+def student_inputs(run, task):
+    """What `distill_student` reads for a run of a student: the data, the teacher, its logits, and the
+    augmented rows when the student trains on them."""
+    out = dict(
+        data=f"results/data/{task}",
+        teacher=f"results/models/teacher/{task}",
+        teacher_outputs=f"results/teacher_outputs/{task}.safetensors",
+    )
+    if config["students"][base_of(run)]["augment"]:
+        out["augmented"] = f"results/augmented/{task}"
+    return out
 
 
 # ---------------------------------------------------------------- tinybert.smk
@@ -88,13 +109,14 @@ if TB_ABL_BASE:
 
 
 def _tb_spec(name):
-    return TB[name] if name in TB else TB_VARIANTS[name]
+    """A TinyBERT student's settings: a configured one or a seed run of it, or an ablation variant."""
+    return TB[base_of(name)] if base_of(name) in TB else TB_VARIANTS[name]
 
 
 def _tb_init(name):
     """A checkpoint student's starting point: this workflow's general distillation, or the configured one."""
     spec = _tb_spec(name)
-    return f"results/general/{spec.get('_general', name)}" if spec["init"] == "general" else spec["init"]
+    return f"results/general/{spec.get('_general', base_of(name))}" if spec["init"] == "general" else spec["init"]
 
 
 def _tb_student(spec, init=None):
@@ -136,7 +158,7 @@ def _tb_args(name, task):
         stage2_epochs=s2.get("epochs"),
         stage2_learning_rate=s2.get("learning_rate"),
         augmented=f"results/augmented/{task}" if spec["augment"] else None,
-        seed=config["seed"],
+        seed=seed_of(name),
         device=config["device"],
         **recipe(task, spec["train"]),
         **TRAIN_PRECISION,

@@ -12,6 +12,7 @@ sys.path.insert(0, SRC)  # the rules' commands import the package from here too 
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p))
 
 from glueslim.config import deployed_models, pruned_models, trusts_remote_code  # noqa: E402
+from glueslim.runs import published_map, run_of, runs_by_row, seed_runs, twins  # noqa: E402
 from glueslim.forms import FORMS, cpu_flags, not_native  # noqa: E402
 from glueslim.data import resolve_glue_dir  # noqa: E402
 from glueslim.tasks import get_task  # noqa: E402
@@ -62,7 +63,29 @@ def _deployed_rows():
 
 DEPLOYED, SKIPPED_FORMS = _deployed_rows()  # <source>-<form>: rule deploy (compress.smk)
 TRAINED = [TEACHER] + STUDENTS + TINYBERT + BASELINES + list(PRUNED)  # float models, each with its own fp32 row
-MODELS = TRAINED + list(DEPLOYED)
+MODELS = TRAINED + list(DEPLOYED)  # the leaderboard's rows
+# seeds: every student, TinyBERT student and baseline once more per seed after the first, as runs
+# <model>-seed<S> (glueslim.runs): trained, predicted and scored, not profiled, deployed or submitted
+SEED_RUNS = seed_runs(config)  # {run: (model, seed)}
+RUNS = MODELS + list(SEED_RUNS)  # everything scored
+TWINS = twins(config)  # {<student>-nokd: <student>}
+
+
+def seed_of(name):
+    """The seed of a run (a row's own name: the first seed)."""
+    return run_of(config, name)[1]
+
+
+def base_of(name):
+    """The configured model behind a run: distil-seed43 -> distil."""
+    return run_of(config, name)[0]
+
+
+def runs_of(models):
+    """`models` and their seed runs."""
+    return [r for r in RUNS if base_of(r) in models]
+
+
 TRAIN_GPU = config["gpu"]["train_gpus"] if GPU else 0  # GPUs per training job: > 1 trains data-parallel
 # Every GPU rule runs its command through glueslim.gpus, a lock-file slot pool that gives the job
 # {resources.gpu} distinct free GPUs (CUDA_VISIBLE_DEVICES), so concurrent jobs on one box never share
@@ -82,9 +105,9 @@ def one_of(names):
 # student names), so no target can make a rule write outside results/ (tests/test_reliability.py).
 wildcard_constraints:
     task=one_of(DATA_TASKS),
-    student=one_of(STUDENTS),
-    model=one_of(MODELS),
-    baseline=one_of(BASELINES),
+    student=one_of(runs_of(STUDENTS)),
+    model=one_of(RUNS),
+    baseline=one_of(runs_of(BASELINES)),
     pruned=one_of(PRUNED),
     deployed=one_of(DEPLOYED),
     stem=one_of(STEM_TASK),

@@ -1,6 +1,8 @@
-# Task distillation of the configured `students` (DistilBERT- and ALBERT-style), from the teacher's cached
-# logits. Every student goes through the one `glueslim distill` command (tinybert.smk's too): `arch` names
-# its builder, the loss is DistilBERT's prediction KD (T^2 KL against the teacher, hard labels 1 - alpha).
+# Task distillation of the configured `students`, from the teacher's cached logits, once per seed
+# (glueslim.runs). Every student goes through the one `glueslim distill` command (tinybert.smk's too):
+# `init` (the teacher's layers, or a checkpoint) and `arch` name its builder; its loss set is the prediction
+# KD (`prediction`, alpha, T) after an optional stage of `intermediate` losses, on augmented rows with
+# `augment`; a no-KD twin is alpha 0.
 
 
 rule teacher_outputs:
@@ -35,9 +37,7 @@ rule teacher_outputs:
 
 rule distill_student:
     input:
-        data="results/data/{task}",
-        teacher="results/models/teacher/{task}",
-        teacher_outputs="results/teacher_outputs/{task}.safetensors",
+        unpack(lambda w: student_inputs(w.student, w.task)),
     output:
         directory("results/models/{student}/{task}"),
     log:

@@ -35,5 +35,11 @@ use rule finetune_teacher as finetune_baseline with:
     benchmark:
         benchmark_file("finetune_baseline", "baseline", "task")
     params:
-        args=lambda w: finetune_args(w.task, **config["baselines"][w.baseline], name=w.baseline, role="baseline"),
+        args=lambda w: finetune_args(
+            w.task,
+            **config["baselines"][base_of(w.baseline)],
+            seed=seed_of(w.baseline),
+            name=w.baseline,
+            role="baseline",
+        ),
         checkpoints="results/checkpoints/{baseline}/{task}",

@@ -93,7 +93,7 @@ rule tinybert_distill:
     benchmark:
         benchmark_file("tinybert_distill", "tinybert", "task")
     wildcard_constraints:
-        tinybert=one_of(TB),
+        tinybert=one_of(runs_of(list(TB))),
     conda:
         CONDA_ENV
     threads: THREADS

@@ -20,7 +20,7 @@ import jinja2
 from glueslim import __version__
 from glueslim import tasks as gtasks
 from glueslim.errors import UserError
-from glueslim.report import budget, collect, deployed, floors
+from glueslim.report import budget, collect, comparisons, deployed, floors, published_view, seeds
 from glueslim.report.values import differs, num, ratio, unique
 
 SCHEMA_VERSION = 1
@@ -320,20 +320,30 @@ def build_leaderboard(
     config: Any,
     generated_at: str | None = None,
     skipped_forms: Sequence[dict] | None = None,
+    seed_runs: Mapping | None = None,
+    twins: Mapping | None = None,
+    published: Mapping | None = None,
+    references: Mapping | None = None,
+    ablation: Mapping | None = None,
 ) -> dict:
     """Read every input under `results` and return the leaderboard.json document (writes nothing).
     `skipped_forms`: the (model, form) rows the workflow did not run, with why ({"model", "form", "row",
-    "reason"}), shown as notes."""
+    "reason"}), shown as notes. `seed_runs`, `twins`, `published` (with the loaded `references`), `ablation`:
+    the leaderboard command's JSON flags of the same names (glueslim.report.seeds, comparisons, published_view)."""
     results = Path(results)
     models, tasks = list(models), list(tasks)
     _validate_args(models, teacher, tasks)
     skipped = deployed.check_skipped_forms(list(skipped_forms or []), "skipped forms")
+    seed_map, twin_map = seeds.check_seed_runs(seed_runs, models), comparisons.check_twins(twins, models)
+    pub_map, abl_spec = (published_view.check_published(published, models, references),
+                         comparisons.check_ablation(ablation, models))
     warnings: list[str] = []
     try:
         cfg_sha = config_sha256(config)
     except (TypeError, ValueError) as e:
         raise UserError(f"the run config is not strict JSON: {e}") from None
     inp = collect.read_inputs(results, models, teacher, tasks, warnings)
+    seed_records = seeds.apply(results, inp.scores, seed_map, tasks, warnings)  # seeded rows: mean scores
     split = collect.split_of(inp.scores)
 
     cfg_profile = config.get("profile") if isinstance(config, dict) else None
@@ -341,7 +351,10 @@ def build_leaderboard(
     teacher_figs = _teacher_figures(inp, teacher, tasks)
     device_peaks = floors.device_peaks(inp.profiles)
     rows = [_row(m, inp, teacher_figs, tasks, device_peaks, cfg_runs, models, warnings) for m in models]
+    seeds.attach(rows, seed_records, teacher_figs["glue"])
+    published_view.attach(rows, pub_map, references)
     deployed.sort_rows(rows, models)
+    seeds.mark_noise(rows)
     pareto = _mark_pareto(rows, teacher_figs["latency"])
 
     _setup_warnings(inp, models, teacher, warnings)
@@ -362,5 +375,8 @@ def build_leaderboard(
         "curves": inp.curves,
         "provenance": provenance,
         "ablations": ablations,
+        "twins": comparisons.twin_table(rows, twin_map),
+        "seed_ablation": comparisons.ablation_table(rows, abl_spec) if abl_spec else None,
+        "published": published_view.table(references, pub_map) if references is not None else None,
         "warnings": warnings,
     })

@@ -267,7 +267,7 @@ def svg_pareto(
                      "no model has both a GLUE score and a latency</text></svg>")
         return markupsafe.Markup("".join(parts))
     xa = _Axis([p["x"] for p in pts], left, left + pw, log=True)
-    ys = [p["y"] for p in pts]
+    ys = [p["y"] + k * (num(p.get("err")) or 0.0) for p in pts for k in (-1, 1)]  # seed spread: ± err
     pad = max((max(ys) - min(ys)) * 0.12, 0.5)
     ya = _Axis([min(ys) - pad, max(ys) + pad], top + ph, top)
     _frame(parts, xa, ya, left, top, pw, ph, x_label, y_label, height)
@@ -327,6 +327,8 @@ def svg_pareto(
         x, y, anchor = min(spots, key=lambda sp: cost(box(*sp)))  # ties: the earlier spot
         placed.append(box(x, y, anchor))
         labels.append(f'<text class="point-label" x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}">{esc(text)}</text>')
+    parts.extend(error_bar(xa(p["x"]), ya(p["y"] - p["err"]), ya(p["y"] + p["err"]), p["name"])
+                 for p in pts if num(p.get("err")))  # the seed spread, over the markers
     parts.extend(labels)  # on top of every marker
     # legend: frontier, teacher outline, marker scale
     lx, ly = left + pw + 24, top + 8
@@ -352,6 +354,12 @@ def svg_pareto(
                          + f'<text class="legend" x="{lx + 28}" y="{yk}">{esc(form)}</text>')
     parts.append("</svg>")
     return markupsafe.Markup("".join(parts))
+
+
+def error_bar(x: float, y0: float, y1: float, name: str, cls: str = "errbar") -> str:
+    """A vertical ± sd bar (the seed spread) with short caps."""
+    return (f'<path class="{cls}" data-model="{markupsafe.escape(name)}" d="M{x:.1f},{y0:.1f}V{y1:.1f}'
+            f'M{x - 4:.1f},{y0:.1f}h8M{x - 4:.1f},{y1:.1f}h8" stroke="#3d444d" stroke-width="1.2" fill="none"/>')
 
 
 def standalone_svg(svg: str) -> str:

@@ -41,6 +41,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--skipped-forms", default=None, metavar="JSON",
                    help='deployed forms the workflow did not run, as a JSON list of {"model", "form", "row", "reason"} '
                         "objects (e.g. bf16 on a CPU without AVX512-BF16/AMX): each is a note in the report")
+    p.add_argument("--seed-runs", default=None, metavar="JSON",
+                   help='rows trained once per seed, {"<row>": {"seeds": [42, 43], '
+                        '"runs": ["<row>", "<row>-seed43"]}}: '
+                        "each run's results/scores/<run>.json is read; the row shows the mean and sd over its runs")
+    p.add_argument("--twins", default=None, metavar="JSON",
+                   help='no-KD twins, {"<row>-nokd": "<row>"}: the "KD vs no-KD twin" table, judged against '
+                        "the seed spread")
+    p.add_argument("--published", default=None, metavar="JSON",
+                   help='rows that follow a published recipe, {"<row>": "<reference id>"}: the published %% of teacher '
+                        "and speed-up beside ours, the published figures table and chart")
+    p.add_argument("--references", type=Path, default=None,
+                   help="the reference file of published figures (default: glueslim's published.yaml)")
+    p.add_argument("--ablation", default=None, metavar="JSON",
+                   help='an ingredient table, {"title": "...", "rows": [{"label": "...", "model": "<row>"}, ...]}: '
+                        "each row's GLUE mean ± sd, the difference to the row above and whether it is within noise")
     p.add_argument("--submissions", type=Path, default=None,
                    help="GLUE server zips (DIR/<model>.zip, .json; glueslim.submission): the page links each and "
                         "lists the files a complete submission lacks; --publish copies them to glue_submission/")
@@ -63,14 +78,30 @@ def _load_config(args: argparse.Namespace) -> Any:
         raise UserError(f"{where} is not valid JSON: {e}") from None
 
 
-def _load_skipped(text: str | None) -> list[dict]:
+def _json_flag(text: str | None, flag: str) -> Any:
+    """A flag's JSON value (None when the flag is not given)."""
     if text is None:
-        return []
+        return None
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant)
     except ValueError as e:
-        raise UserError(f"--skipped-forms is not valid JSON: {e}") from None
-    return check_skipped_forms(value)
+        raise UserError(f"{flag} is not valid JSON: {e}") from None
+
+
+def _load_skipped(text: str | None) -> list[dict]:
+    return [] if text is None else check_skipped_forms(_json_flag(text, "--skipped-forms"))
+
+
+def _load_references(args: argparse.Namespace) -> dict | None:
+    """The reference file's entries, when --published or --references is given."""
+    if args.published is None and args.references is None:
+        return None
+    from glueslim import published  # only then: it reads and validates the YAML file
+
+    path = args.references if args.references is not None else published.REFERENCES
+    if not Path(path).is_file():
+        raise UserError(f"--references {path} does not exist")
+    return published.load_references(path)
 
 
 def publish(files: Mapping[str, Path], dest: Path) -> None:
@@ -106,7 +137,11 @@ def _umask() -> int:
 def run(args: argparse.Namespace) -> None:
     config = _load_config(args)
     doc = build_leaderboard(args.results, args.models, args.teacher, args.tasks, config,
-                            skipped_forms=_load_skipped(args.skipped_forms))
+                            skipped_forms=_load_skipped(args.skipped_forms),
+                            seed_runs=_json_flag(args.seed_runs, "--seed-runs"),
+                            twins=_json_flag(args.twins, "--twins"),
+                            published=_json_flag(args.published, "--published"), references=_load_references(args),
+                            ablation=_json_flag(args.ablation, "--ablation"))
     if args.submissions is not None:
         doc["glue_submission"] = load_summaries(args.submissions, args.models)
     charts = build_charts(doc)

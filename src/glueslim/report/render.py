@@ -19,11 +19,13 @@ from glueslim.forms import FORMS
 from glueslim.report.charts import CHART_CSS, PALETTE, standalone_svg, svg_chart, svg_line_chart, svg_pareto
 from glueslim.report.floors import BELOW_PEAK_PCT
 from glueslim.report.markers import form_shapes
+from glueslim.report.relative_chart import relative_view
+from glueslim.report.seeds import NOISE_TITLE
 from glueslim.report.values import num, unique
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"  # package data: glueslim/templates
 TEMPLATE_NAME = "leaderboard.html.j2"
-FIGURES = ("pareto.svg", "latency_vs_length.svg", "latency_vs_batch.svg")  # written by `figures`
+FIGURES = ("pareto.svg", "latency_vs_length.svg", "latency_vs_batch.svg", "relative.svg")  # written by `figures`
 
 
 # --------------------------------------------------------------------------------------------
@@ -242,10 +244,14 @@ def _pareto_chart(doc: dict, colors: Mapping[str, str]) -> markupsafe.Markup | N
             continue
         params = "—" if r["parameters"] is None else f"{r['parameters'] / 1e6:.1f}M parameters"
         form = r.get("form", "fp32")
+        sd = (r.get("seeds") or {}).get("sd")
+        spread = "" if sd is None else f" ± {sd * 100:.1f} (mean ± sd over {r['seeds']['n_runs']} seeds)"
         pts.append({"name": r["model"], "label": _label(r), "x": lat["median"], "y": r["glue_score"] * 100,
                     "size": r["parameters"], "is_teacher": r["is_teacher"], "shape": shapes.get(form, "circle"),
+                    "err": None if sd is None else sd * 100,
                     "tooltip": f"{_label(r)} ({r['method'] or '—'}; {form}, {r.get('backend', 'pytorch')}): GLUE "
-                               f"{r['glue_score'] * 100:.1f}, {lat['median']:.2f} ms at {key.replace('_', ' ')} × "
+                               f"{r['glue_score'] * 100:.1f}{spread}, {lat['median']:.2f} ms at "
+                               f"{key.replace('_', ' ')} × "
                                f"{lat.get('seq_length')} tokens, {params}"})
     seq = next((r["latency_ms"][key].get("seq_length") for r in doc["rows"] if key in r["latency_ms"]), None)
     used = unique(r.get("form", "fp32") for r in doc["rows"])
@@ -273,14 +279,15 @@ def _ablation_views(doc: dict) -> list[dict]:
 def build_charts(doc: dict) -> dict:
     """The colours and charts that the page and the standalone figures share (built once per run)."""
     colors = _model_colors(doc)
-    return {"colors": colors, "speed": _speed_views(doc, colors), "pareto": _pareto_chart(doc, colors)}
+    return {"colors": colors, "speed": _speed_views(doc, colors), "pareto": _pareto_chart(doc, colors),
+            "relative": relative_view(doc, colors, _shapes(doc))}
 
 
 def figures(doc: dict, charts: dict | None = None) -> dict[str, str]:
     """The page's main charts as standalone SVG files: {file name: SVG text} (for Snakemake's report)."""
     charts = charts or build_charts(doc)
     empty = svg_chart({}, "no data", x_label="")
-    svgs = (charts["pareto"], charts["speed"]["length_chart"], charts["speed"]["batch_chart"])
+    svgs = (charts["pareto"], charts["speed"]["length_chart"], charts["speed"]["batch_chart"], charts["relative"])
     return {name: standalone_svg(str(svg or empty)) for name, svg in zip(FIGURES, svgs)}
 
 
@@ -309,6 +316,11 @@ def render_html(doc: dict, charts: dict | None = None) -> str:
         primary=primary,
         colors=colors,
         pareto_chart=charts["pareto"],
+        relative_chart=charts["relative"],
+        noise_title=NOISE_TITLE,
+        has_published=any(r.get("published") for r in doc["rows"]),
+        seeded=any((r.get("seeds") or {}).get("n_runs", 1) > 1 for r in doc["rows"]),
+        teacher_runs=next(((r.get("seeds") or {}).get("n_runs", 1) for r in doc["rows"] if r["is_teacher"]), 1),
         has_wnli="wnli" in doc["tasks"],
         task_metric_names={t: gtasks.get_task(t).metrics for t in doc["tasks"]},
         curve_views=_curve_views(doc),
