@@ -158,3 +158,24 @@ def test_a_deployed_folder_is_not_deployed_again(setup, tmp_path):
     with pytest.raises(SystemExit) as e:
         cli.main(deploy_args(tmp_path / "q", data, tmp_path / "qq", "int8-static"))
     assert e.value.code == 2 and not (tmp_path / "qq").exists()
+
+
+@pytest.mark.parametrize("form", ["int8-dynamic", "onnx-int8"])
+def test_a_distilbert_student_deploys_too(setup, tmp_path, capsys, form):
+    """The full config's `distil` starts from distilbert-base-uncased: a DistilBERT (no pooler, its own layer
+    names) goes through the int8 and ONNX Runtime forms like a BERT and predicts close to its fp32 self."""
+    from transformers import AutoTokenizer, DistilBertConfig, DistilBertForSequenceClassification
+
+    root, _, data = setup
+    src = tmp_path / "distil"
+    torch.manual_seed(0)
+    DistilBertForSequenceClassification(DistilBertConfig(
+        vocab_size=30522, dim=32, n_layers=2, n_heads=4, hidden_dim=64, num_labels=2)).save_pretrained(src)
+    AutoTokenizer.from_pretrained(str(root / "teacher")).save_pretrained(src)
+    (src / "glueslim.json").write_text(json.dumps({"model": "distil", "task": "sst2", "method": "DistilBERT-style KD"}))
+    (src / "train_log.jsonl").write_text('{"epoch": 1}\n')
+    out = tmp_path / f"distil-{form}"
+    cli.main(deploy_args(src, data, out, form, "--allow-emulated"))
+    got = dev_logits(load_model(out), out, data)
+    fp32 = dev_logits(load_for_inference(str(src)), src, data)
+    assert torch.isfinite(got).all() and (got - fp32).abs().max() < 0.05 * fp32.abs().max() + 1e-3
