@@ -89,7 +89,9 @@ def _targets(ex: dict) -> list[str]:
 
 def render(ex: dict) -> str:
     tasks = ex["tasks"]
-    cpu = (ex.get("device") or {}).get("cpu") or (ex.get("device") or {}).get("name") or "CPU"
+    dev = ex.get("device") or {}
+    cpu = f"{dev.get('name') or 'CPU'}, {dev.get('threads') or '?'} threads" + (
+        f" (flags: {', '.join(dev['cpu_flags'])})" if dev.get("cpu_flags") else "")
     wall = ex.get("wall_seconds")
     out = [f"# Student frontier ({ex.get('generated_at', '')[:10]}, presets/quick.yaml + presets/frontier.yaml)", "",
            f"Machine: {cpu}. Split: {ex.get('split') or 'dev'} (GLUE dev sets, x100). "

@@ -20,7 +20,7 @@ def row(model, glue, pct, speed, sd=None, teacher=False, published=None):
 
 def leaderboard(rows, twins=()):
     return {"tasks": ["cola"], "split": "dev", "rows": rows, "twins": list(twins), "seed_ablation": None,
-            "provenance": {"device": {"cpu": "a CPU"}}, "generated_at": "2026-12-03T00:00:00Z"}
+            "provenance": {"device": {"name": "a CPU", "threads": 2, "cpu_flags": ["avx512_vnni"]}}, "generated_at": "2026-12-03T00:00:00Z"}
 
 
 def test_targets_are_met_only_by_a_row_that_reaches_both_figures():
@@ -45,7 +45,7 @@ def test_the_markdown_shows_means_with_their_spread_and_the_published_figures_ap
                       twins)
     md = frontier_table.render(frontier_table.extract(doc, 3600.0, 100))
     assert "| a | m | 3 | 17.4M | 5.0 | 2.00x / 2.00x | 60.0 ± 0.5 | 3 | 93.8% ± 0.8 | 96.9% · 1.63x (Sanh et al. 2019, dev) |" in md
-    assert "Wall time: 60.0 min for 100 jobs" in md
+    assert "Wall time: 60.0 min for 100 jobs" in md and "Machine: a CPU, 2 threads (flags: avx512_vnni)." in md
     assert "a against its twin a-nokd: Δ 2.0 points, seeds' spread 1.0: **KD beats its twin**." in md
 
 
