@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 
-from glueslim.config import ConfigError, _trained_names, deployed_models, model_ref_problem, pruned_models
+from glueslim.config import _raise, _trained_names, deployed_models, model_ref_problem, pruned_models
 
 TWIN_SUFFIX = "-nokd"
 
@@ -126,7 +126,4 @@ def published_map(config: dict) -> dict[str, str]:
 
 def check_runs(config: dict) -> None:
     """Raise ConfigError listing every run_problems line (named lists, defaults filled in)."""
-    problems = run_problems(config)
-    if problems:
-        head = f"invalid configuration (checked at start-up): {len(problems)} problem{'s' * (len(problems) > 1)}"
-        raise ConfigError("\n".join([head, *(f"  - {p}" for p in problems)]))
+    _raise(run_problems(config), "checked at start-up")

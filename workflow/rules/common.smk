@@ -12,7 +12,7 @@ sys.path.insert(0, SRC)  # the rules' commands import the package from here too 
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p))
 
 from glueslim.config import deployed_models, pruned_models, trusts_remote_code  # noqa: E402
-from glueslim.runs import published_map, run_of, runs_by_row, seed_runs, twins  # noqa: E402
+from glueslim.runs import published_map, runs_by_row, seed_list, seed_runs, twins  # noqa: E402
 from glueslim.forms import FORMS, cpu_flags, not_native  # noqa: E402
 from glueslim.data import resolve_glue_dir  # noqa: E402
 from glueslim.tasks import get_task  # noqa: E402
@@ -71,14 +71,17 @@ RUNS = MODELS + list(SEED_RUNS)  # everything scored
 TWINS = twins(config)  # {<student>-nokd: <student>}
 
 
+FIRST_SEED = seed_list(config)[0]
+
+
 def seed_of(name):
     """The seed of a run (a row's own name: the first seed)."""
-    return run_of(config, name)[1]
+    return SEED_RUNS.get(name, (name, FIRST_SEED))[1]
 
 
 def base_of(name):
     """The configured model behind a run: distil-seed43 -> distil."""
-    return run_of(config, name)[0]
+    return SEED_RUNS.get(name, (name, FIRST_SEED))[0]
 
 
 def runs_of(models):

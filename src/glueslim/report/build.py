@@ -88,14 +88,6 @@ def _validate_args(models: Sequence[str], teacher: str, tasks: Sequence[str]) ->
         raise UserError(f"task(s) listed twice in --tasks: {_twice(tasks)}")
 
 
-def _glue(scores: dict[str, float | None], tasks: Sequence[str], exclude: tuple[str, ...] = ()) -> float | None:
-    """GLUE score over `tasks` minus `exclude`; None unless every one of those tasks has a score."""
-    wanted = [t for t in tasks if t not in exclude]
-    if not wanted or any(scores.get(t) is None for t in wanted):
-        return None
-    return gtasks.glue_score({t: scores[t] for t in wanted})
-
-
 def _per_task(score_doc: dict, key: str) -> dict[str, Any]:
     """{task: one field of its score entry, or None}."""
     return {t: (e[key] if e else None) for t, e in score_doc["tasks"].items()}
@@ -167,8 +159,8 @@ def _row(m: str, inp: collect.Inputs, teacher: dict, tasks: list[str], device_pe
     peak_flops, peak_dtype = fl["peak_flops_per_s"], fl["peak_dtype"]
     dev = floors.device_of(prof)
     task_scores = _per_task(inp.scores[m], "score")
-    glue = _glue(task_scores, tasks)
-    glue_nw = _glue(task_scores, tasks, exclude=("wnli",))
+    glue = seeds.glue_of(task_scores, tasks)
+    glue_nw = seeds.glue_of(task_scores, tasks, ("wnli",))
     stored = inp.scores[m]["stored_glue_score"]
     if differs(stored, glue):
         warnings.append(f"{m}: stored glue_score {stored:.6f} differs from the recomputed {glue:.6f} "
@@ -242,8 +234,8 @@ def _teacher_figures(inp: collect.Inputs, teacher: str, tasks: list[str]) -> dic
         "latency": collect.latency(prof),
         "latency_by_length": collect.latency_by_length(prof)[1],
         "task_scores": task_scores,
-        "glue": _glue(task_scores, tasks),
-        "glue_without_wnli": _glue(task_scores, tasks, exclude=("wnli",)),
+        "glue": seeds.glue_of(task_scores, tasks),
+        "glue_without_wnli": seeds.glue_of(task_scores, tasks, ("wnli",)),
     }
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from glueslim.errors import UserError
-from glueslim.report.values import num, ratio
+from glueslim.published import reference_row
+from glueslim.report.values import num
 
 # the entry keys shown (glueslim.published's schema)
 FIELDS = ("model", "recipe", "citation", "title", "url", "source", "teacher", "split", "tasks", "score",
@@ -34,8 +35,7 @@ def check_published(value: Any, models: Sequence[str], refs: Mapping[str, Mappin
 
 
 def _pct(entry: Mapping) -> float | None:
-    pct = num(entry.get("pct_of_teacher"))
-    return pct if pct is not None else ratio(entry.get("score"), entry.get("teacher_score"), 100.0)
+    return num(reference_row(entry)["pct_of_teacher"])  # the entry's, else from its two scores
 
 
 def summary(entry: Mapping) -> str:
