@@ -141,3 +141,14 @@ def test_int8_support_is_stated_from_the_cpu_flags():
     assert int8_support(["avx2", "avx512f", "avx512_vnni"]) == "int8: AVX512-VNNI (no AVX-VNNI, AMX-INT8)"
     assert int8_support(["amx_int8", "avx512_vnni"]) == "int8: AVX512-VNNI, AMX-INT8 (no AVX-VNNI)"
     assert int8_support(["avx2", "fma"]).startswith("int8: none of AVX512-VNNI, AVX-VNNI, AMX-INT8")
+
+
+def test_a_student_trained_on_a_transfer_set_is_named_in_the_warnings(results):
+    assert not any("transfer set" in w for w in build(results)["warnings"])
+    for task, n in (("sst2", 1200), ("mrpc", 0)):  # mrpc not capped: nothing beyond it
+        meta = results / "models" / STUDENT / task / "glueslim.json"
+        meta.write_text(json.dumps({**json.loads(meta.read_text()), "transfer_rows": n}))
+    [line] = [w for w in build(results)["warnings"] if "transfer set" in w]
+    assert line == (f"{STUDENT} also trained on a transfer set: the capped tasks' other training texts, gold labels "
+                    "dropped, labelled by the teacher (sst2 1200 texts); the teacher and the no-KD twins saw only "
+                    "the capped labelled set")

@@ -39,13 +39,15 @@ def test_each_seed_after_the_first_is_a_named_run_of_every_trained_row_but_the_t
 
 def test_a_twin_keeps_init_shape_and_recipe_and_drops_every_kd_ingredient():
     cfg = config_with(students=[{"name": "kd", "init": "some/checkpoint", "num_layers": 2, "head": "teacher",
-                                 "intermediate": ["hidden"], "augment": True, "twin": True, "alpha": 0.7,
+                                 "intermediate": ["hidden"], "augment": True, "transfer": True, "twin": True,
+                                 "alpha": 0.7,
                                  "train": {"learning_rate": 3e-4}}])
     by_name(cfg)
     add_twins(cfg)
     assert list(cfg["students"]) == ["kd", "kd-nokd"]
     kd, twin = cfg["students"]["kd"], cfg["students"]["kd-nokd"]
     assert twin["alpha"] == 0 and twin["intermediate"] == [] and twin["augment"] is False and twin["twin"] is False
+    assert twin["transfer"] is False and kd["transfer"] is True
     for key in ("init", "num_layers", "head", "layer_map", "train", "arch"):
         assert twin[key] == kd[key], key
     assert twins(cfg) == {"kd-nokd": "kd"}
@@ -106,3 +108,13 @@ def test_the_default_config_is_the_poster_table_each_row_beside_its_paper():
     assert links["tinybert4"].startswith("tinybert-4")
     assert cfg["pruning"]["fractions"] == [0.4] and links["teacher-pruned40"] == "head-pruning-60"
     assert "int8-dynamic" in cfg["deploy"]["forms"] and refs[links["teacher-int8-dynamic"]]["recipe"] == "quantization"
+
+
+def test_a_transfer_set_needs_a_training_cap():
+    student = [{"name": "kd", "transfer": True}]
+    problems = run_problems(config_with(students=student))  # the full config trains on every labelled text
+    assert [p for p in problems if "students.kd.transfer" in p] == [
+        "students.kd.transfer: no texts to transfer, data.max_train_examples is null (the student already trains "
+        "on every labelled text): cap the training set or set transfer: false"]
+    capped = config_with(students=student, data={"max_train_examples": {"sst2": 100}})
+    assert not [p for p in run_problems(capped) if "transfer" in p]

@@ -256,6 +256,16 @@ def test_tiny_workflow_runs_end_to_end(tmp_path):
     # teacher's head, an intermediate stage; the twin table, the ablation and the published figures
     twin = json.loads((tmp_path / "results/models/distil-nokd/sst2/glueslim.json").read_text())
     assert twin["kd"] is False and twin["layer_map"] == [0, 2] and "no-KD twin" in twin["method"]
+    assert "transfer_rows" not in twin
+    # distil's transfer set: sst2's 32 training texts beyond the cap of 64, labelled by the teacher; stsb is not
+    # capped, so there is nothing beyond it
+    for task, n in (("sst2", 32), ("stsb", 0)):
+        for run in ("distil", "distil-seed43"):
+            assert json.loads((tmp_path / f"results/models/{run}/{task}/glueslim.json").read_text())["transfer_rows"] == n
+    xfer = [json.loads(line) for line in (tmp_path / "results/transfer/sst2/train.jsonl").open()]
+    capped = {json.loads(line)["idx"] for line in (tmp_path / "results/data/sst2/train.jsonl").open()}
+    assert len(xfer) == 32 and not {r["idx"] for r in xfer} & capped
+    assert any("distil also trained on a transfer set" in w for w in doc["warnings"])
     ckpt = json.loads((tmp_path / "results/models/ckpt/sst2/glueslim.json").read_text())
     assert ckpt["layer_map"] == [0, 3] and ckpt["head"] == "teacher" and ckpt["intermediate"] == ["attention", "hidden"]
     assert [(t["kd"], t["twin"]) for t in doc["twins"]] == [("distil", "distil-nokd")]
@@ -264,7 +274,7 @@ def test_tiny_workflow_runs_end_to_end(tmp_path):
     assert (tmp_path / "reports/figures/relative.svg").exists()
     methods = {r["model"]: r["method"] for r in doc["rows"]}
     assert methods["teacher-pruned50"] == "fine-tuned teacher + head pruning 50%"
-    assert methods["distil-int8-static"] == "DistilBERT-style KD + int8-static"
+    assert methods["distil-int8-static"] == "DistilBERT-style KD, with a teacher-labelled transfer set + int8-static"
     skipped = {s["row"]: s["reason"] for s in doc["skipped_forms"]}
     assert ("distil-bf16" in skipped) == ("bf16" not in forms)
     if "distil-bf16" in skipped:
@@ -289,7 +299,7 @@ def test_tiny_workflow_runs_end_to_end(tmp_path):
     assert len({frozenset(r) for r in doc["rows"]}) == 1
     # the student has half the teacher's layers, initialised from layers 0 and 2
     meta = json.loads((tmp_path / "results/models/distil/sst2/glueslim.json").read_text())
-    assert meta["layer_map"] == [0, 2] and meta["method"] == "DistilBERT-style KD"
+    assert meta["layer_map"] == [0, 2] and meta["method"] == "DistilBERT-style KD, with a teacher-labelled transfer set"
     student = next(r for r in doc["rows"] if r["model"] == "distil")
     teacher = next(r for r in doc["rows"] if r["model"] == "teacher")
     assert student["parameters"] < teacher["parameters"]

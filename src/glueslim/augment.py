@@ -17,17 +17,16 @@ import re
 
 import torch
 import torch.nn.functional as F
-from transformers import AutoModelForMaskedLM, DataCollatorWithPadding
+from transformers import AutoModelForMaskedLM
 
-from glueslim.batching import encode
 from glueslim.config import schema_default
 from glueslim.data import load_split
-from glueslim.inference import predict_logits
 from glueslim.io import atomic_dir, atomic_write_json, atomic_write_jsonl
 from glueslim.modeling import load_classifier, load_tokenizer, pick_device
 from glueslim.progress import Progress
 from glueslim.recipe import add_inference_arguments, add_labelling_precision
 from glueslim.tasks import get_task
+from glueslim.teacher_outputs import label_rows
 
 log = logging.getLogger(__name__)
 
@@ -186,12 +185,7 @@ def run(args: argparse.Namespace) -> None:
     emb = teacher.get_input_embeddings().weight.detach().cpu()
     aug = augment_rows(rows, tokenizer, args.copies, args.prob, args.candidates, args.seed, embeddings=emb, mlm=mlm,
                        batch_size=args.eval_batch_size, max_seq_length=args.max_seq_length)
-    feats = encode(tokenizer, aug, args.max_seq_length)
-    logits = predict_logits(teacher, feats, DataCollatorWithPadding(tokenizer), args.eval_batch_size, device,
-                            what="augment: teacher labels", precision=args.inference_precision)
-    for r, z in zip(aug, logits):
-        r["teacher_logits"] = z.tolist()
-        r["label"] = float(z[0]) if task.is_regression else int(z.argmax())
+    aug = label_rows(aug, teacher, tokenizer, task, args, device, "augment: teacher labels")
     with atomic_dir(args.out) as tmp:
         atomic_write_jsonl(tmp / "train.jsonl", aug)
         atomic_write_json(tmp / "meta.json", {

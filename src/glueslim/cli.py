@@ -19,6 +19,8 @@ COMMANDS = {  # command: (module, add-arguments function, run function, help)
     "finetune": ("glueslim.finetune", "add_arguments", "run", "fine-tune a model on one task (the teacher)"),
     "teacher-outputs": ("glueslim.teacher_outputs", "add_arguments", "run",
                         "cache a fine-tuned teacher's logits on a task's training set"),
+    "transfer-set": ("glueslim.teacher_outputs", "add_arguments_transfer", "run_transfer",
+                     "label a capped task's other training texts with the teacher (a transfer set for KD)"),
     "general-distill": ("glueslim.distill", "add_arguments_general", "run_general",
                         "general distillation of a student from the pre-trained teacher (intermediate layers)"),
     "augment": ("glueslim.augment", "add_arguments", "run",

@@ -13,7 +13,8 @@
 
 DistilBERT- and ALBERT-style students are `--student teacher_layers|albert --prediction kl --alpha A`;
 TinyBERT-style ones `--student random|checkpoint --prediction soft_ce --intermediate ...`; any other mix
-works too, and `--augmented` (an `augment` folder) adds augmented rows to any student's training set.
+works too. `--augmented` (an `augment` folder) adds augmented rows to any student's training set, and
+`--transfer` (a `transfer-set` folder) the task's training texts beyond the cap, labelled by the teacher.
 `--head teacher` starts any BERT/ALBERT student of the teacher's width with the teacher's pooler and
 classifier. `--alpha 0` without intermediate matches is a no-KD twin: gold labels only (record `kd`: false).
 
@@ -89,6 +90,8 @@ def add_arguments_distill(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", required=True, help="the student's name in the leaderboard")
     p.add_argument("--out", required=True)
     p.add_argument("--augmented", default=None, help="an augment folder: its rows join the training set")
+    p.add_argument("--transfer", default=None, help="a transfer-set folder: the task's other training texts, "
+                                                    "labelled by the teacher, join the training set")
     _add_student(p)
     p.add_argument("--head", choices=HEADS, default="new",
                    help="new: the builder's head (checkpoint, random: a fresh one); teacher: the fine-tuned "
@@ -158,9 +161,17 @@ def _shape(model) -> dict:
 NO_KD = "fine-tuned on gold labels only (no-KD twin)"
 
 
-def _method(builder: str, two_stage: bool, used: list[str], kd: PredictionKD, joint: bool, augmented: bool) -> str:
-    if not kd.kd and not used:
-        return "fine-tuned on gold labels and teacher-labelled augmented rows" if augmented else NO_KD
+def _method(builder: str, two_stage: bool, used: list[str], kd: PredictionKD, joint: bool, augmented: bool,
+            transfer: bool = False) -> str:
+    if not kd.kd and not used:  # the teacher's knowledge only through the labels of extra rows, if any
+        extra = [x for x, on in (("teacher-labelled augmented rows", augmented),
+                                 ("a teacher-labelled transfer set", transfer)) if on]
+        return f"fine-tuned on gold labels and {' and '.join(extra)}" if extra else NO_KD
+    method = _base_method(builder, two_stage, used, kd, joint)
+    return method + ", with a teacher-labelled transfer set" if transfer else method
+
+
+def _base_method(builder: str, two_stage: bool, used: list[str], kd: PredictionKD, joint: bool) -> str:
     if not two_stage:
         return BUILDER_METHODS.get(builder, f"prediction-layer KD ({kd.loss})")
     what = ", ".join(used) or "prediction layer only"
@@ -190,6 +201,7 @@ def run_distill(args: argparse.Namespace) -> None:
     matches = _matches(args, student, teacher) if two_stage else []
     rows = load_split(args.data, "train")
     aug = read_jsonl(Path(args.augmented) / "train.jsonl") if args.augmented else []
+    transfer = read_jsonl(Path(args.transfer) / "train.jsonl") if args.transfer else []
     # two blocks, each as an earlier job tokenized it (teacher_outputs, augment): token cache hits
     train_feats = encode(tokenizer, rows, recipe.max_seq_length,
                          extra={"teacher_logits": teacher_logits_for(rows, args.teacher_outputs, task.name)})
@@ -197,6 +209,9 @@ def run_distill(args: argparse.Namespace) -> None:
         train_feats += encode(tokenizer, [{k: r[k] for k in ("idx", "text_a", "text_b", "label") if k in r}
                                           for r in aug], recipe.max_seq_length,
                               extra={"teacher_logits": [r["teacher_logits"] for r in aug]})
+    if transfer:
+        train_feats += encode(tokenizer, transfer, recipe.max_seq_length,
+                              extra={"teacher_logits": [r["teacher_logits"] for r in transfer]})
     dev_feats = encode(tokenizer, load_split(args.data, task.eval_splits[0][0]), recipe.max_seq_length)
     e1 = recipe.epochs if args.stage1_epochs is None else args.stage1_epochs
     e2 = recipe.epochs if args.stage2_epochs is None else args.stage2_epochs
@@ -232,12 +247,14 @@ def run_distill(args: argparse.Namespace) -> None:
                        **({} if args.alpha is None else {"alpha": args.alpha}), "temperature": args.temperature}
     record = {
         "model": args.name, "task": task.name,
-        "method": _method(spec.builder, two_stage, used, kd, joint, bool(aug)),
+        "method": _method(spec.builder, two_stage, used, kd, joint, bool(aug), bool(args.transfer)),
         "base_model": read_record(args.teacher_dir)["base_model"], "teacher": "teacher",
         "teacher_dir": args.teacher_dir, **built,
-        # knowledge from the teacher: its logits, its features, or its labels on augmented rows
-        "kd": kd.kd or bool(used) or bool(aug),
+        # knowledge from the teacher: its logits, its features, or its labels on augmented rows or transfer texts
+        "kd": kd.kd or bool(used) or bool(aug) or bool(transfer),
     }
+    if args.transfer:
+        record["transfer_rows"] = len(transfer)
     if two_stage:
         record.update({"matches": matches if used else [], "intermediate": used,
                        "general_distillation": spec.builder == "checkpoint"})

@@ -45,6 +45,7 @@ FIELDS = {
     "general_distillation": "whether the student started from general distillation",
     "augmented": "whether augmented examples joined the training set",
     "augmented_rows": "how many augmented examples joined it",
+    "transfer_rows": "how many transfer-set texts (training texts beyond the cap, labelled by the teacher) joined it",
     "stage1_history": "the per-epoch log of stage 1 (train_log.jsonl holds stage 2's)",
     "sentences": "general distillation: sentences in the corpus",
     "corpus": "general distillation: the corpus file or the prepared task folders",

@@ -6,7 +6,8 @@
   leaderboard shows each row's mean and standard deviation over its runs. The teacher is trained once, with
   `seed`: every student of every seed distils from the same teacher.
 - Twins (`twin: true` on a student): a row `<name>-nokd` with the student's init and shape, fine-tuned on
-  gold labels only (alpha 0, no intermediate losses, no augmentation): what the knowledge distillation adds.
+  gold labels only (alpha 0, no intermediate losses, no augmentation, no transfer set): what the knowledge
+  distillation adds.
 
 `add_twins(config)` runs once the named lists are dicts (config.by_name); `run_problems(config)` checks,
 before that, what these add (names, the ablation's rows, the published links) on one line each.
@@ -58,8 +59,8 @@ def runs_by_row(config: dict) -> dict[str, dict]:
 
 def twin_spec(spec: dict) -> dict:
     """A student's no-KD twin: its init, shape and recipe; gold labels only."""
-    return {**spec, "alpha": 0.0, "intermediate": [], "joint": False, "augment": False, "twin": False,
-            "twin_of": None}
+    return {**spec, "alpha": 0.0, "intermediate": [], "joint": False, "augment": False, "transfer": False,
+            "twin": False, "twin_of": None}
 
 
 def add_twins(config: dict) -> None:
@@ -92,6 +93,10 @@ def run_problems(config: dict) -> list[str]:
         if s.get("twin") and twin in trained:
             problems.append(f"students.{s['name']}.twin: its twin's row {twin!r} is already a model name; rename that "
                             "model or set twin: false")
+        if s.get("transfer") and not config["data"]["max_train_examples"]:
+            problems.append(f"students.{s['name']}.transfer: no texts to transfer, data.max_train_examples is null "
+                            "(the student already trains on every labelled text): cap the training set or set "
+                            "transfer: false")
     seeds = seed_list(config)
     taken = set(rows)
     for m in trained[1:] + [r for r in rows if r.endswith(TWIN_SUFFIX)]:

@@ -44,6 +44,7 @@ def student_args(run, task):
         stage1_epochs=s["stage1"].get("epochs") if s["intermediate"] and not s["joint"] else None,
         stage1_learning_rate=s["stage1"].get("learning_rate") if s["intermediate"] and not s["joint"] else None,
         augmented=f"results/augmented/{task}" if s["augment"] else None,
+        transfer=f"results/transfer/{task}" if s["transfer"] else None,
         seed=seed_of(run),
         device=config["device"],
         **recipe(task, s["train"]),
@@ -53,7 +54,7 @@ def student_args(run, task):
 
 def student_inputs(run, task):
     """What `distill_student` reads for a run of a student: the data, the teacher, its logits, and the
-    augmented rows when the student trains on them."""
+    augmented rows and the transfer set when the student trains on them."""
     out = dict(
         data=f"results/data/{task}",
         teacher=f"results/models/teacher/{task}",
@@ -61,6 +62,8 @@ def student_inputs(run, task):
     )
     if config["students"][base_of(run)]["augment"]:
         out["augmented"] = f"results/augmented/{task}"
+    if config["students"][base_of(run)]["transfer"]:
+        out["transfer"] = f"results/transfer/{task}"
     return out
 
 

@@ -163,6 +163,11 @@ def train_cap(task):
     return cap.get(task) if isinstance(cap, dict) else cap
 
 
+def transfer_cap(task):
+    cap = config["data"]["max_transfer_examples"]
+    return cap.get(task) if isinstance(cap, dict) else cap
+
+
 def model_dir(model, task):
     return f"results/models/{model}/{task}"
 

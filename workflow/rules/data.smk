@@ -22,3 +22,20 @@ rule prepare_data:
         logged(
             "python -m glueslim prepare-data --task {wildcards.task} --out {output} {params.args}",
         )
+
+
+# The same task without the training cap: the source of the transfer set (distill.smk's transfer_set)
+use rule prepare_data as prepare_uncapped_data with:
+    output:
+        directory("results/data-uncapped/{task}"),
+    log:
+        log_file("prepare_uncapped_data", "task"),
+    benchmark:
+        benchmark_file("prepare_uncapped_data", "task")
+    params:
+        args=lambda w: flags(
+            glue_dir=GLUE_DIR,
+            hub_revision=config["data"]["hub_revision"],
+            seed=config["seed"],
+            no_check_row_counts=not config["data"]["check_row_counts"],
+        ),

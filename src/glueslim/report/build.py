@@ -254,7 +254,8 @@ def _mark_pareto(rows: list[dict], teacher_latency: Mapping[str, dict]) -> dict:
 
 
 def _setup_warnings(inp: collect.Inputs, models: list[str], teacher: str, warnings: list[str]) -> None:
-    """Models profiled on another setup than the teacher; training data capped below the full set."""
+    """Models profiled on another setup than the teacher; students trained on a transfer set; training data
+    capped below the full set."""
     dev = inp.profiles[teacher].get("device") or {}
     for m in models:
         other = inp.profiles[m].get("device") or {}
@@ -263,6 +264,12 @@ def _setup_warnings(inp: collect.Inputs, models: list[str], teacher: str, warnin
         if m != teacher and diff:
             warnings.append(f"{m} was profiled on a different setup than the teacher ({', '.join(diff)} "
                             "differ); its latency and speed-up are not comparable")
+    for m in models:
+        xfer = {t: meta["transfer_rows"] for t, meta in inp.metas[m].items() if meta.get("transfer_rows")}
+        if xfer:
+            warnings.append(f"{m} also trained on a transfer set: the capped tasks' other training texts, gold labels "
+                            "dropped, labelled by the teacher (" + ", ".join(f"{t} {n}" for t, n in xfer.items())
+                            + " texts); the teacher and the no-KD twins saw only the capped labelled set")
     for d in inp.data:
         if d["capped"]:
             warnings.append(f"{d['task']} {d['split']}: capped to {d['rows_used']} of {d['rows']} rows "
