@@ -82,6 +82,8 @@ def test_typo_names_the_key_path_the_value_and_the_fix():
     (lambda c: c["data"].update(max_train_examples={"cola": 0}),
      "data.max_train_examples.cola = 0: expected an integer >= 1"),
     (lambda c: c["data"].update(max_train_examples="lots"), "data.max_train_examples = 'lots': expected null or"),
+    (lambda c: c["data"].update(max_transfer_examples={"cola": -1}),
+     "data.max_transfer_examples.cola = -1: expected an integer >= 0"),
     (lambda c: c.update(spam=1), "spam: unknown key (value 1)"),
     (lambda c: c["teacher"].update(model="bert base"), "teacher.model = 'bert base': expected a string"),
 ])

@@ -31,8 +31,9 @@ def test_transfer_rows_are_the_texts_the_cap_left_out_without_labels():
     assert {r["idx"] for r in sample} <= {r["idx"] for r in rest}
     assert sample != transfer_rows(CAPPED, ROWS, 10, 8)
     assert transfer_rows(ROWS, ROWS, None, 0) == []  # nothing beyond an uncapped set
-    with pytest.raises(UserError, match="--max-examples must be a positive"):
-        transfer_rows(CAPPED, ROWS, 0, 0)
+    assert transfer_rows(CAPPED, ROWS, 0, 0) == []  # 0: none (a task left out of the transfer set)
+    with pytest.raises(UserError, match="--max-examples must be a number of texts"):
+        transfer_rows(CAPPED, ROWS, -1, 0)
 
 
 def _prepared(path, rows, sha):

@@ -94,9 +94,9 @@ def _train_source(data_dir: str) -> list:
 
 def transfer_rows(capped: list[dict], uncapped: list[dict], max_examples: int | None, seed: int) -> list[dict]:
     """The training texts of `uncapped` that `capped` left out, without their labels: all of them, or a
-    random.Random(seed) sample of `max_examples`, in idx order."""
-    if max_examples is not None and max_examples < 1:
-        raise UserError(f"--max-examples must be a positive number of texts, got {max_examples}")
+    random.Random(seed) sample of `max_examples` (0: none), in idx order."""
+    if max_examples is not None and max_examples < 0:
+        raise UserError(f"--max-examples must be a number of texts (0 or more), got {max_examples}")
     seen = {r["idx"] for r in capped}
     rest = [{"idx": r["idx"], "text_a": r["text_a"], "text_b": r.get("text_b")} for r in uncapped
             if r["idx"] not in seen]
