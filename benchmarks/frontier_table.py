@@ -19,7 +19,7 @@ TARGETS = [(97.0, 3.0), (93.0, 8.0)]  # (% of the teacher's GLUE score, batch-1 
 TEACHER_FLOOR = 63.4  # the quick preset's teacher GLUE score before this work (dev, x100)
 
 
-def extract(doc: dict, wall_seconds: float | None, jobs: int | None) -> dict:
+def extract(doc: dict, wall_seconds: float | None, jobs: int | None, command: str | None = None) -> dict:
     """The frontier's figures from a leaderboard.json."""
     rows = []
     for r in doc["rows"]:
@@ -41,6 +41,7 @@ def extract(doc: dict, wall_seconds: float | None, jobs: int | None) -> dict:
     return {"tasks": doc["tasks"], "split": doc.get("split"), "rows": rows, "twins": doc.get("twins") or [],
             "ablation": doc.get("seed_ablation"), "device": prov.get("device"),
             "instruction_sets": prov.get("instruction_sets"), "wall_seconds": wall_seconds, "jobs": jobs,
+            "command": command,
             "generated_at": doc.get("generated_at")}
 
 
@@ -95,7 +96,8 @@ def render(ex: dict) -> str:
     wall = ex.get("wall_seconds")
     out = [f"# Student frontier ({ex.get('generated_at', '')[:10]}, presets/quick.yaml + presets/frontier.yaml)", "",
            f"Machine: {cpu}. Split: {ex.get('split') or 'dev'} (GLUE dev sets, x100). "
-           + (f"Wall time: {wall / 60:.1f} min for {ex.get('jobs')} jobs (`snakemake --cores 2`)." if wall else ""),
+           + (f"Wall time: {wall / 60:.1f} min for {ex.get('jobs')} jobs (`{ex.get('command') or 'snakemake --cores 2'}`)."
+              if wall else ""),
            "", "| row | method | layers | parameters | batch-1 ms | speed-up b1 / b32 | GLUE (mean ± sd) | seeds "
            "| % of teacher | published: % of teacher · speed-up |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in ex["rows"]:
@@ -128,6 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("leaderboard", nargs="?", type=Path, help="a frontier run's reports/leaderboard.json")
     p.add_argument("--wall-seconds", type=float, default=None, help="the run's measured wall time")
     p.add_argument("--jobs", type=int, default=None, help="the run's number of jobs")
+    p.add_argument("--command", default=None, help="the snakemake command line the run used (shown with the wall time)")
     p.add_argument("--out", type=Path, default=None, help="<out>.json and <out>.md")
     p.add_argument("--render", type=Path, default=None, help="print the Markdown of a committed extract")
     args = p.parse_args(argv)
@@ -136,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     if not args.leaderboard or not args.out:
         p.error("give a leaderboard.json and --out, or --render")
-    ex = extract(json.loads(args.leaderboard.read_text(encoding="utf-8")), args.wall_seconds, args.jobs)
+    ex = extract(json.loads(args.leaderboard.read_text(encoding="utf-8")), args.wall_seconds, args.jobs, args.command)
     args.out.with_suffix(".json").write_text(json.dumps(ex, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     args.out.with_suffix(".md").write_text(render(ex), encoding="utf-8")
 

@@ -47,6 +47,9 @@ def test_the_markdown_shows_means_with_their_spread_and_the_published_figures_ap
     assert "| a | m | 3 | 17.4M | 5.0 | 2.00x / 2.00x | 60.0 ± 0.5 | 3 | 93.8% ± 0.8 | 96.9% · 1.63x (Sanh et al. 2019, dev) |" in md
     assert "Wall time: 60.0 min for 100 jobs" in md and "Machine: a CPU, 2 threads (flags: avx512_vnni)." in md
     assert "a against its twin a-nokd: Δ 2.0 points, seeds' spread 1.0: **KD beats its twin**." in md
+    assert "100 jobs (`snakemake --cores 2`)." in md  # an extract without the command line: the plain one
+    cmd = "snakemake --cores 2 --set-threads distill_student=1"
+    assert f"100 jobs (`{cmd}`)." in frontier_table.render(frontier_table.extract(doc, 3600.0, 100, cmd))
 
 
 def test_committed_frontier_results_render_to_their_markdown():

@@ -147,6 +147,22 @@ def test_local_profile_on_cpu_and_gpu(tmp_path):
     assert {"finetune_teacher", "distill_student", "teacher_outputs", "prune_heads", "predict", "profile"} <= on_gpus
 
 
+def test_paired_profile_gives_trainings_one_thread_and_profile_jobs_the_config_threads(tmp_path):
+    # profiles/paired, for a small CPU box: every rule it names is a rule of the workflow; through it the
+    # training, labelling and prediction jobs take one thread (two run side by side on 2 cores) while
+    # `profile` keeps the config's threads (6 here), so that on a box of that size it runs alone
+    prof = yaml.safe_load((ROOT / "profiles" / "paired" / "config.yaml").read_text())
+    paired = set(prof["set-threads"])
+    assert paired <= workflow_rules() and "profile" not in paired
+    assert {"finetune_teacher", "finetune_baseline", "distill_student", "predict"} <= paired
+    plain = dry_run(tmp_path / "local", "local", device="cpu", tinybert=TINYBERT)
+    jobs = dry_run(tmp_path / "paired", "paired", device="cpu", tinybert=TINYBERT)
+    assert {j["rule"] for j in jobs} == {j["rule"] for j in plain}  # the same jobs, other threads
+    assert {j["threads"] for j in plain if j["rule"] in paired} == {6}
+    assert {j["threads"] for j in jobs if j["rule"] in paired} == {1}
+    assert {j["threads"] for j in jobs if j["rule"] == "profile"} == {6}
+
+
 def test_tinybert_ablation_variants_change_one_ingredient_each(tmp_path):
     """The ablation's jobs, from a dry run: each variant's command differs from the base's in what it names."""
     jobs = dry_run(tmp_path, "local", tinybert=TINYBERT, device="cpu")
