@@ -251,6 +251,7 @@ def test_workflow_runs_on_slurm_through_the_profile(slurm, tmp_path):
     copy_head(SHARED_GLUE / "SST-2" / "dev.tsv", glue / "SST-2" / "dev.tsv", 48)
     kcfg = base_config(glue, str(model), ["sst2"])
     kcfg["device"] = "auto"
+    kcfg["data"]["max_train_examples"] = {"sst2": 3000}  # all: 64 (.test) is too short to kill
     kcfg["finetune"]["epochs"] = 3
     (killed / "config.yaml").write_text(yaml.safe_dump(kcfg))
     # the same job uninterrupted, on this machine without SLURM (no nvidia-smi: no GPU wrapper; both on the CPU)
