@@ -247,11 +247,12 @@ def test_workflow_runs_on_slurm_through_the_profile(slurm, tmp_path):
     # the run whose teacher is killed: epochs of a few seconds (3000 SST-2 rows), 3 of them
     killed = tmp_path / "killed"
     glue = killed / "glue"
-    copy_head(SHARED_GLUE / "SST-2" / "train.tsv", glue / "SST-2" / "train.tsv", 3000)
+    killed_rows = 3000  # all of them: the tiny config's cap (64) makes epochs too short to kill one
+    copy_head(SHARED_GLUE / "SST-2" / "train.tsv", glue / "SST-2" / "train.tsv", killed_rows)
     copy_head(SHARED_GLUE / "SST-2" / "dev.tsv", glue / "SST-2" / "dev.tsv", 48)
     kcfg = base_config(glue, str(model), ["sst2"])
     kcfg["device"] = "auto"
-    kcfg["data"]["max_train_examples"] = {"sst2": 3000}  # all: 64 (.test) is too short to kill
+    kcfg["data"]["max_train_examples"] = {"sst2": killed_rows}
     kcfg["finetune"]["epochs"] = 3
     (killed / "config.yaml").write_text(yaml.safe_dump(kcfg))
     # the same job uninterrupted, on this machine without SLURM (no nvidia-smi: no GPU wrapper; both on the CPU)
